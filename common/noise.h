@@ -91,6 +91,7 @@ enum noise_handshake_state {
 	NOISE_HS_START,		/* after noise_ik_init() */
 	NOISE_HS_INITIATION_DONE, /* initiation written or read */
 	NOISE_HS_RESPONSE_DONE,	/* response written or read: ready to split */
+	NOISE_HS_SPLIT,		/* split done: only h and the public keys are kept */
 	NOISE_HS_FAILED,	/* any error: the handshake cannot go on */
 };
 
@@ -157,7 +158,9 @@ enum noise_result noise_ik_read_response(struct noise_handshake *hs,
 
 /*
  * Split() once the response is done: send encrypts this side's messages,
- * receive decrypts the other side's. The handshake hash stays in hs->h.
+ * receive decrypts the other side's. The handshake hash stays in hs->h, the
+ * secrets are wiped and the state becomes NOISE_HS_SPLIT, so a second call
+ * fails with NOISE_ERR_STATE instead of handing out the same keys again.
  */
 enum noise_result noise_handshake_split(struct noise_handshake *hs,
 					struct noise_cipher *send,
