@@ -37,7 +37,7 @@
 /*
  * Highest nonce a cipher uses for a message. 2^64-1 is reserved by the
  * specification (it is the rekey nonce), so a cipher refuses to encrypt or
- * decrypt once its counter reaches it.
+ * decrypt once its counter has passed this value.
  */
 #define NOISE_NONCE_MAX UINT64_C(0xfffffffffffffffe)
 

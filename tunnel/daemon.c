@@ -1,0 +1,193 @@
+#include "daemon.h"
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "tcp_channel.h"
+
+/* Lines about rejected tunnel connections: a stranger can cause them. */
+#define REJECTED_LOG_INTERVAL_MS 10000
+#define REJECTED_LOG_BURST 20
+
+uint64_t daemon_now_ms(const struct daemon *daemon)
+{
+	return uv_now(daemon->loop);
+}
+
+void daemon_format_peer_address(char *out, size_t out_size, const uv_tcp_t *handle)
+{
+	struct sockaddr_storage address;
+	int length = sizeof(address);
+
+	if (uv_tcp_getpeername(handle, (struct sockaddr *)&address, &length) != 0) {
+		snprintf(out, out_size, "-");
+		return;
+	}
+	config_format_address(out, out_size, &address);
+}
+
+struct peer *daemon_find_peer_by_key(struct daemon *daemon, const uint8_t public_key[KEY_LEN])
+{
+	for (size_t i = 0; i < daemon->peer_count; i++) {
+		if (sodium_memcmp(daemon->peers[i].config->public_key, public_key, KEY_LEN) == 0)
+			return &daemon->peers[i];
+	}
+	return NULL;
+}
+
+static void on_tunnel_connection(uv_stream_t *listener, int status)
+{
+	struct daemon *daemon = listener->data;
+
+	if (status < 0) {
+		uint64_t suppressed;
+
+		/* EMFILE and friends: libuv drops the connection; say so, rate-limited. */
+		if (log_ratelimit_allow(&daemon->rejected_log, daemon_now_ms(daemon), &suppressed))
+			log_event(LOG_WARN, "accept_failed", "listener=tunnel suppressed=%llu error=\"%s\"",
+				  (unsigned long long)suppressed, uv_strerror(status));
+		return;
+	}
+	tcp_channel_accept(daemon, listener);
+}
+
+static void on_forward_connection(uv_stream_t *listener, int status)
+{
+	struct peer *peer = listener->data;
+
+	if (status < 0) {
+		log_event(LOG_WARN, "accept_failed", "peer=%s listener=forward error=\"%s\"", peer->name,
+			  uv_strerror(status));
+		return;
+	}
+	forward_accept_local(peer, listener);
+}
+
+static int listen_on(struct daemon *daemon, uv_tcp_t *handle, const struct sockaddr_storage *address,
+		     uv_connection_cb callback, void *data, const char *what)
+{
+	char text[64];
+	int error;
+
+	config_format_address(text, sizeof(text), address);
+	uv_tcp_init(daemon->loop, handle);
+	handle->data = data;
+	error = uv_tcp_bind(handle, (const struct sockaddr *)address, 0);
+	if (error == 0)
+		error = uv_listen((uv_stream_t *)handle, 511, callback);
+	if (error < 0) {
+		log_event(LOG_ERROR, "listen_failed", "%s addr=%s error=\"%s\"", what, text, uv_strerror(error));
+		uv_close((uv_handle_t *)handle, NULL);
+		return -1;
+	}
+	log_event(LOG_INFO, "listening", "%s addr=%s", what, text);
+	return 0;
+}
+
+static void daemon_stop(struct daemon *daemon, const char *why)
+{
+	if (daemon->stopping)
+		return;
+	daemon->stopping = true;
+	log_event(LOG_INFO, "stopping", "reason=\"%s\"", why);
+
+	if (daemon->has_tunnel_listener)
+		uv_close((uv_handle_t *)&daemon->tunnel_listener, NULL);
+	for (size_t i = 0; i < daemon->peer_count; i++) {
+		if (daemon->peers[i].has_forward_listener)
+			uv_close((uv_handle_t *)&daemon->peers[i].forward_listener, NULL);
+	}
+	tcp_channel_close_pending(daemon);
+	forward_close_all(daemon, "daemon stopping");
+	uv_close((uv_handle_t *)&daemon->sigterm, NULL);
+	uv_close((uv_handle_t *)&daemon->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *handle, int signal_number)
+{
+	struct daemon *daemon = handle->data;
+
+	daemon_stop(daemon, signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int daemon_start(struct daemon *daemon)
+{
+	struct config *config = daemon->config;
+
+	uv_signal_init(daemon->loop, &daemon->sigterm);
+	uv_signal_init(daemon->loop, &daemon->sigint);
+	daemon->sigterm.data = daemon;
+	daemon->sigint.data = daemon;
+	uv_signal_start(&daemon->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&daemon->sigint, on_signal, SIGINT);
+
+	daemon->peers = calloc(config->peer_count, sizeof(*daemon->peers));
+	if (daemon->peers == NULL)
+		return -1;
+	daemon->peer_count = config->peer_count;
+
+	for (size_t i = 0; i < config->peer_count; i++) {
+		struct peer *peer = &daemon->peers[i];
+
+		peer->daemon = daemon;
+		peer->config = &config->peers[i];
+		peer->name = config->peers[i].name;
+	}
+
+
+	if (config->has_listen) {
+		if (listen_on(daemon, &daemon->tunnel_listener, &config->listen, on_tunnel_connection,
+			      daemon, "listener=tunnel") != 0)
+			return -1;
+		daemon->has_tunnel_listener = true;
+	}
+
+	for (size_t i = 0; i < daemon->peer_count; i++) {
+		struct peer *peer = &daemon->peers[i];
+		char what[96];
+
+		if (!peer->config->has_forward_listen)
+			continue;
+		snprintf(what, sizeof(what), "listener=forward peer=%s", peer->name);
+		if (listen_on(daemon, &peer->forward_listener, &peer->config->forward_listen,
+			      on_forward_connection, peer, what) != 0)
+			return -1;
+		peer->has_forward_listener = true;
+	}
+	return 0;
+}
+
+int daemon_run(struct config *config)
+{
+	struct daemon daemon;
+	struct log_ratelimit rejected_log = LOG_RATELIMIT_INIT(REJECTED_LOG_INTERVAL_MS, REJECTED_LOG_BURST);
+	char public_key[KEY_BASE64_LEN + 1];
+	int status = 0;
+
+	memset(&daemon, 0, sizeof(daemon));
+	daemon.config = config;
+	daemon.rejected_log = rejected_log;
+	daemon.loop = uv_default_loop();
+
+	/* A write to a connection the other side closed must fail, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+
+	key_encode(public_key, config->public_key);
+	log_event(LOG_INFO, "started", "version=%s config=%s public_key=%s peers=%zu", WALGUARD_VERSION,
+		  config->path, public_key, config->peer_count);
+
+	if (daemon_start(&daemon) != 0) {
+		status = 1;
+		daemon_stop(&daemon, "start failed");
+	}
+
+	uv_run(daemon.loop, UV_RUN_DEFAULT);
+	uv_loop_close(daemon.loop);
+	free(daemon.peers);
+	log_event(LOG_INFO, "stopped", "status=%d", status);
+	return status;
+}

@@ -1,0 +1,79 @@
+/*
+ * The daemon's run-time state: the loaded config, one struct peer per
+ * configured peer, and the listeners.
+ */
+#ifndef WALGUARD_DAEMON_H
+#define WALGUARD_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "replay.h"
+
+/*
+ * Unauthenticated tunnel connections (accepted, handshake not finished)
+ * kept at once. Connections over the limit are closed at once.
+ */
+#define DAEMON_MAX_PENDING_HANDSHAKES 256
+
+/*
+ * Backpressure: a socket stops being read while the other side has more
+ * than this many bytes queued for writing, and resumes below the low mark.
+ */
+#define DAEMON_HIGH_WATER (256 * 1024)
+#define DAEMON_LOW_WATER (64 * 1024)
+
+struct daemon;
+
+struct peer {
+	struct daemon *daemon;
+	const struct config_peer *config;
+	const char *name;
+
+	bool has_forward_listener;
+	uv_tcp_t forward_listener;
+
+	/* Responder: timestamps of the initiations accepted from this peer. */
+	struct replay_timestamps initiations_seen;
+	/* Initiator: timestamp of the last initiation sent to this peer. */
+	uint8_t last_initiation_timestamp[WIRE_TIMESTAMP_LEN];
+
+	uint32_t connection_count;
+};
+
+struct daemon {
+	uv_loop_t *loop;
+	struct config *config;
+	struct peer *peers;
+	size_t peer_count;
+
+	bool has_tunnel_listener;
+	uv_tcp_t tunnel_listener;
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+
+	bool stopping;
+	uint32_t pending_handshakes;
+	uint64_t next_connection_id;
+	struct log_ratelimit rejected_log;
+
+	/* So that a stop can close them: forwarded connections, and tunnel
+	 * connections whose handshake has not finished. */
+	struct forward *forwards;
+	struct tcp_channel *pending_channels;
+};
+
+int daemon_run(struct config *config);
+
+struct peer *daemon_find_peer_by_key(struct daemon *daemon, const uint8_t public_key[KEY_LEN]);
+
+/* Milliseconds from the loop's clock, for rate limits. */
+uint64_t daemon_now_ms(const struct daemon *daemon);
+
+/* Format the peer address of a connected TCP handle. */
+void daemon_format_peer_address(char *out, size_t out_size, const uv_tcp_t *handle);
+
+#endif
