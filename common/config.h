@@ -80,8 +80,9 @@ struct config {
 };
 
 /*
- * Problems found while loading, each a full line such as
- * "primary.conf:7: key 'endpoint': missing port (expected host:port)".
+ * Problems found while loading, each a full line such as "primary.conf:7:
+ * [peer standby-1] key 'endpoint': missing port in 'db1.example.net'
+ * (expected host:port)", sorted by line.
  */
 struct config_errors {
 	char **lines;
@@ -92,7 +93,7 @@ struct config_errors {
  * Parse the text of a config file. path names the file in messages and is
  * the base for relative key file paths. Returns 0 when there is no error;
  * otherwise -1, with every problem found appended to errors (parsing goes
- * on after the first).
+ * on after the first), and config freed. config need not be initialised.
  */
 int config_parse_string(struct config *config, const char *text, const char *path,
 			struct config_errors *errors);
