@@ -166,9 +166,18 @@ int daemon_run(struct config *config)
 	struct daemon daemon;
 	struct log_ratelimit rejected_log = LOG_RATELIMIT_INIT(REJECTED_LOG_INTERVAL_MS, REJECTED_LOG_BURST);
 	char public_key[KEY_BASE64_LEN + 1];
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 	int status = 0;
 
 	memset(&daemon, 0, sizeof(daemon));
+	daemon.failed_handshakes = malloc(sizeof(*daemon.failed_handshakes));
+	if (daemon.failed_handshakes == NULL) {
+		log_event(LOG_ERROR, "start_failed", "error=\"out of memory\"");
+		return 1;
+	}
+	randombytes_buf(hash_key, sizeof(hash_key));
+	ratelimit_init(daemon.failed_handshakes, DAEMON_FAILED_HANDSHAKES_PER_SECOND,
+		       DAEMON_FAILED_HANDSHAKE_BURST, hash_key);
 	daemon.config = config;
 	daemon.rejected_log = rejected_log;
 	daemon.loop = uv_default_loop();
@@ -188,6 +197,7 @@ int daemon_run(struct config *config)
 	uv_run(daemon.loop, UV_RUN_DEFAULT);
 	uv_loop_close(daemon.loop);
 	free(daemon.peers);
+	free(daemon.failed_handshakes);
 	log_event(LOG_INFO, "stopped", "status=%d", status);
 	return status;
 }

@@ -11,13 +11,21 @@
 
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "replay.h"
 
 /*
  * Unauthenticated tunnel connections (accepted, handshake not finished)
- * kept at once. Connections over the limit are closed at once.
+ * kept at once. A new connection over the limit evicts the oldest.
  */
 #define DAEMON_MAX_PENDING_HANDSHAKES 256
+
+/*
+ * Failed handshakes allowed per source address: a burst, then this many
+ * per second. Handshakes that succeed cost nothing.
+ */
+#define DAEMON_FAILED_HANDSHAKE_BURST 20
+#define DAEMON_FAILED_HANDSHAKES_PER_SECOND 5
 
 /*
  * Backpressure: a socket stops being read while the other side has more
@@ -59,6 +67,7 @@ struct daemon {
 	uint32_t pending_handshakes;
 	uint64_t next_connection_id;
 	struct log_ratelimit rejected_log;
+	struct ratelimit *failed_handshakes;
 
 	/* So that a stop can close them: forwarded connections, and tunnel
 	 * connections whose handshake has not finished. */

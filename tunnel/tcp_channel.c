@@ -13,6 +13,7 @@
 #include "forward.h"
 #include "frame.h"
 #include "handshake.h"
+#include "ratelimit.h"
 
 enum tcp_channel_state {
 	TCP_CHANNEL_RESOLVING,		/* initiator: looking up the endpoint */
@@ -48,9 +49,17 @@ struct tcp_channel {
 	int open_handles;		/* socket and timer: freed when both closed */
 	bool resolving;
 
+	/*
+	 * Allocated only for an initiator, or for a responder once the
+	 * initiation has authenticated: a stranger's connection costs this
+	 * struct alone.
+	 */
 	struct tcp_channel_secrets *secrets;
-	uint8_t *rx;			/* FRAME_MAX_RECORD_LEN bytes */
+	uint8_t *rx;			/* handshake_rx, then FRAME_MAX_RECORD_LEN bytes */
 	size_t rx_len;
+	size_t rx_capacity;
+	uint8_t handshake_rx[WIRE_INITIATION_LEN + 1];
+	uint8_t source[RATELIMIT_ADDRESS_LEN];	/* responder: the address charged for failures */
 	bool paused;
 
 	bool fin_sent;
@@ -116,23 +125,40 @@ static void pending_remove(struct tcp_channel *channel)
 	daemon->pending_handshakes--;
 }
 
-static struct tcp_channel *channel_new(struct daemon *daemon, uint64_t id)
+static int channel_alloc_secrets(struct tcp_channel *channel)
+{
+	channel->secrets = sodium_malloc(sizeof(*channel->secrets));
+	if (channel->secrets == NULL)
+		return -1;
+	sodium_memzero(channel->secrets, sizeof(*channel->secrets));
+	return 0;
+}
+
+/* Switch from the small handshake buffer to one that holds any record. */
+static int channel_alloc_rx(struct tcp_channel *channel)
+{
+	uint8_t *rx = malloc(FRAME_MAX_RECORD_LEN);
+
+	if (rx == NULL)
+		return -1;
+	memcpy(rx, channel->rx, channel->rx_len);
+	channel->rx = rx;
+	channel->rx_capacity = FRAME_MAX_RECORD_LEN;
+	return 0;
+}
+
+static struct tcp_channel *channel_new(struct daemon *daemon, uint64_t id, bool with_secrets)
 {
 	struct tcp_channel *channel = calloc(1, sizeof(*channel));
 
 	if (channel == NULL)
 		return NULL;
-	channel->secrets = sodium_malloc(sizeof(*channel->secrets));
-	channel->rx = malloc(FRAME_MAX_RECORD_LEN);
-	if (channel->secrets == NULL || channel->rx == NULL) {
-		if (channel->secrets != NULL)
-			sodium_free(channel->secrets);
-		free(channel->rx);
+	if (with_secrets && channel_alloc_secrets(channel) != 0) {
 		free(channel);
 		return NULL;
 	}
-	sodium_memzero(channel->secrets, sizeof(*channel->secrets));
-
+	channel->rx = channel->handshake_rx;
+	channel->rx_capacity = sizeof(channel->handshake_rx);
 	channel->base.ops = &tcp_channel_ops;
 	channel->daemon = daemon;
 	channel->id = id;
@@ -149,8 +175,10 @@ static void channel_free_if_done(struct tcp_channel *channel)
 {
 	if (channel->open_handles > 0 || channel->resolving)
 		return;
-	sodium_free(channel->secrets);
-	free(channel->rx);
+	if (channel->secrets != NULL)
+		sodium_free(channel->secrets);
+	if (channel->rx != channel->handshake_rx)
+		free(channel->rx);
 	free(channel);
 }
 
@@ -176,7 +204,8 @@ static void channel_teardown(struct tcp_channel *channel)
 		channel->peer->connection_count--;
 		channel->counted = false;
 	}
-	sodium_memzero(channel->secrets, sizeof(*channel->secrets));
+	if (channel->secrets != NULL)
+		sodium_memzero(channel->secrets, sizeof(*channel->secrets));
 	if (channel->resolving)
 		uv_cancel((uv_req_t *)&channel->resolve_request);
 	uv_close((uv_handle_t *)&channel->socket, on_handle_closed);
@@ -197,9 +226,9 @@ static void channel_fail(struct tcp_channel *channel, bool clean, const char *re
 }
 
 /*
- * Responder failures before the peer is known get no answer: the socket is
- * closed without a byte sent. They are logged with a rate limit because a
- * stranger can cause them.
+ * Responder failures before the handshake is done get no answer: the
+ * socket is closed without a byte sent. They are logged with a rate limit
+ * because a stranger can cause them.
  */
 static void channel_reject(struct tcp_channel *channel, const char *reason)
 {
@@ -356,58 +385,88 @@ static void channel_open_responder(struct tcp_channel *channel)
 	forward_start_responder(peer, &channel->base, channel->id, channel->address);
 }
 
+/*
+ * Check the initiation and answer it. The handshake state lives on the
+ * stack until the initiator is known and allowed in, so that a failed
+ * initiation allocates nothing.
+ */
 static void handle_initiation(struct tcp_channel *channel)
 {
 	struct daemon *daemon = channel->daemon;
-	struct tcp_channel_secrets *secrets = channel->secrets;
+	struct noise_handshake handshake;
+	uint8_t ephemeral[NOISE_KEY_LEN];
 	uint8_t timestamp[WIRE_TIMESTAMP_LEN];
 	uint8_t response[WIRE_RESPONSE_LEN];
+	const char *rejection = NULL;
 	enum noise_result result;
-	struct peer *peer;
+	struct peer *peer = NULL;
+	uint64_t now_ms = daemon_now_ms(daemon);
 
-	result = handshake_consume_initiation(&secrets->handshake, daemon->config->private_key,
-					      channel->rx, WIRE_INITIATION_LEN, timestamp);
-	if (result != NOISE_OK) {
-		channel_reject(channel, "initiation failed to authenticate (not made for this host's public key)");
-		return;
+	/*
+	 * The DH work below is what a stranger can make us spend, so an
+	 * address whose initiations keep failing is refused before it.
+	 * Initiations that succeed cost no token.
+	 */
+	sodium_memzero(&handshake, sizeof(handshake));
+	if (!ratelimit_check(daemon->failed_handshakes, channel->source, now_ms)) {
+		rejection = "too many failed handshakes from this address";
+		goto out;
 	}
 
-	peer = daemon_find_peer_by_key(daemon, secrets->handshake.rs);
+	result = handshake_consume_initiation(&handshake, daemon->config->private_key,
+					      channel->rx, WIRE_INITIATION_LEN, timestamp);
+	if (result != NOISE_OK) {
+		rejection = "initiation failed to authenticate (not made for this host's public key)";
+		goto charge;
+	}
+
+	peer = daemon_find_peer_by_key(daemon, handshake.rs);
 	if (peer == NULL) {
-		channel_reject(channel, "initiation from an unknown public key (no [peer] section pins it)");
-		return;
+		rejection = "initiation from an unknown public key (no [peer] section pins it)";
+		goto charge;
 	}
 	channel->peer = peer;
 
 	if (!peer->config->accepts_connections) {
-		channel_reject(channel, "peer may not open connections here (its section has forward_listen but no forward_target)");
-		return;
+		rejection = "peer may not open connections here (its section has forward_listen but no forward_target)";
+		goto charge;
 	}
 	if (!replay_timestamps_accept(&peer->initiations_seen, timestamp)) {
-		channel_reject(channel, "replayed or outdated initiation");
-		return;
+		rejection = "replayed or outdated initiation";
+		goto charge;
 	}
 	if (peer->connection_count >= daemon->config->max_connections_per_peer) {
-		channel_reject(channel, "too many connections from this peer (max_connections_per_peer)");
-		return;
+		rejection = "too many connections from this peer (max_connections_per_peer)";
+		goto out;
 	}
+	if (channel_alloc_secrets(channel) != 0 || channel_alloc_rx(channel) != 0) {
+		rejection = "out of memory";
+		goto out;
+	}
+
+	randombytes_buf(ephemeral, sizeof(ephemeral));
+	result = handshake_create_response(&handshake, peer->config->preshared_key, ephemeral, response);
+	if (result == NOISE_OK)
+		result = noise_handshake_split(&handshake, &channel->secrets->send, &channel->secrets->receive);
+	if (result != NOISE_OK) {
+		rejection = noise_result_string(result);
+		goto out;
+	}
+
 	peer->connection_count++;
 	channel->counted = true;
-
-	randombytes_buf(secrets->ephemeral, sizeof(secrets->ephemeral));
-	result = handshake_create_response(&secrets->handshake, peer->config->preshared_key,
-					   secrets->ephemeral, response);
-	if (result == NOISE_OK)
-		result = noise_handshake_split(&secrets->handshake, &secrets->send, &secrets->receive);
-	noise_handshake_wipe(&secrets->handshake);
-	sodium_memzero(secrets->ephemeral, sizeof(secrets->ephemeral));
-	if (result != NOISE_OK) {
-		channel_reject(channel, noise_result_string(result));
-		return;
-	}
-
+	channel->rx_len = 0;
 	channel->state = TCP_CHANNEL_AWAIT_OPEN;
 	channel_write(channel, response, sizeof(response), NULL, NULL);
+	goto out;
+
+charge:
+	ratelimit_charge(daemon->failed_handshakes, channel->source, now_ms);
+out:
+	noise_handshake_wipe(&handshake);
+	sodium_memzero(ephemeral, sizeof(ephemeral));
+	if (rejection != NULL)
+		channel_reject(channel, rejection);
 }
 
 static void handle_response(struct tcp_channel *channel)
@@ -431,6 +490,11 @@ static void handle_response(struct tcp_channel *channel)
 		return;
 	}
 
+	channel->rx_len = 0;
+	if (channel_alloc_rx(channel) != 0) {
+		channel_fail(channel, false, "out of memory");
+		return;
+	}
 	uv_timer_stop(&channel->timer);
 	channel->state = TCP_CHANNEL_OPEN;
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=initiator",
@@ -550,18 +614,12 @@ static void process_rx(struct tcp_channel *channel)
 			channel_reject(channel, "bytes after the initiation before any response");
 			return;
 		}
-		channel->rx_len = 0;
 		handle_initiation(channel);
 		return;
 	case TCP_CHANNEL_AWAIT_RESPONSE:
 		if (channel->rx_len < WIRE_RESPONSE_LEN)
 			return;
 		handle_response(channel);
-		if (channel->state != TCP_CHANNEL_OPEN)
-			return;
-		memmove(channel->rx, channel->rx + WIRE_RESPONSE_LEN, channel->rx_len - WIRE_RESPONSE_LEN);
-		channel->rx_len -= WIRE_RESPONSE_LEN;
-		process_records(channel);
 		return;
 	case TCP_CHANNEL_AWAIT_OPEN:
 	case TCP_CHANNEL_OPEN:
@@ -577,7 +635,7 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buffer)
 	struct tcp_channel *channel = handle->data;
 
 	*buffer = uv_buf_init((char *)channel->rx + channel->rx_len,
-			      (unsigned int)(FRAME_MAX_RECORD_LEN - channel->rx_len));
+			      (unsigned int)(channel->rx_capacity - channel->rx_len));
 }
 
 static void handle_eof(struct tcp_channel *channel)
@@ -736,12 +794,14 @@ struct channel *tcp_channel_dial(struct peer *peer, uint64_t connection_id,
 	char port[8];
 	int error;
 
-	channel = channel_new(daemon, connection_id);
+	channel = channel_new(daemon, connection_id, true);
 	if (channel == NULL) {
 		log_event(LOG_ERROR, "handshake_failed", "peer=%s conn=%llu error=\"out of memory\"",
 			  peer->name, (unsigned long long)connection_id);
 		return NULL;
 	}
+	/* Read the response alone: the responder sends nothing more before OPEN. */
+	channel->rx_capacity = WIRE_RESPONSE_LEN;
 	channel->peer = peer;
 	channel->base.events = events;
 	channel->base.owner = owner;
@@ -764,13 +824,30 @@ struct channel *tcp_channel_dial(struct peer *peer, uint64_t connection_id,
 	return &channel->base;
 }
 
+/* The source address as a rate-limit key: IPv4 is mapped into IPv6. */
+static void source_key(uint8_t key[RATELIMIT_ADDRESS_LEN], const uv_tcp_t *socket)
+{
+	struct sockaddr_storage address;
+	int length = sizeof(address);
+
+	memset(key, 0, RATELIMIT_ADDRESS_LEN);
+	if (uv_tcp_getpeername(socket, (struct sockaddr *)&address, &length) != 0)
+		return;
+	if (address.ss_family == AF_INET) {
+		key[10] = 0xff;
+		key[11] = 0xff;
+		memcpy(key + 12, &((struct sockaddr_in *)&address)->sin_addr, 4);
+	} else if (address.ss_family == AF_INET6) {
+		memcpy(key, &((struct sockaddr_in6 *)&address)->sin6_addr, 16);
+	}
+}
+
 void tcp_channel_accept(struct daemon *daemon, uv_stream_t *listener)
 {
 	struct tcp_channel *channel;
-	uint64_t suppressed;
 	int error;
 
-	channel = channel_new(daemon, ++daemon->next_connection_id);
+	channel = channel_new(daemon, ++daemon->next_connection_id, false);
 	if (channel == NULL) {
 		log_event(LOG_ERROR, "accept_failed", "error=\"out of memory\"");
 		return;
@@ -782,15 +859,23 @@ void tcp_channel_accept(struct daemon *daemon, uv_stream_t *listener)
 		return;
 	}
 	daemon_format_peer_address(channel->address, sizeof(channel->address), &channel->socket);
+	source_key(channel->source, &channel->socket);
 
-	if (daemon->stopping || daemon->pending_handshakes >= DAEMON_MAX_PENDING_HANDSHAKES) {
-		if (log_ratelimit_allow(&daemon->rejected_log, daemon_now_ms(daemon), &suppressed))
-			log_event(LOG_WARN, "handshake_rejected",
-				  "peer=- addr=%s conn=%llu suppressed=%llu error=\"too many pending handshakes (max %d)\"",
-				  channel->address, (unsigned long long)channel->id,
-				  (unsigned long long)suppressed, DAEMON_MAX_PENDING_HANDSHAKES);
+	if (daemon->stopping) {
 		channel_teardown(channel);
 		return;
+	}
+	/*
+	 * At the limit the oldest pending handshake makes room: a real peer
+	 * finishes within a round trip, so a flood of slow connections
+	 * evicts only its own.
+	 */
+	if (daemon->pending_handshakes >= DAEMON_MAX_PENDING_HANDSHAKES) {
+		struct tcp_channel *oldest = daemon->pending_channels;
+
+		while (oldest->pending_next != NULL)
+			oldest = oldest->pending_next;
+		channel_reject(oldest, "evicted: too many pending handshakes");
 	}
 
 	pending_add(channel);
