@@ -15,6 +15,7 @@ static bool frame_type_valid(uint8_t type, size_t body_len)
 	case FRAME_FIN:
 	case FRAME_RESET:
 	case FRAME_KEEPALIVE:
+	case FRAME_REKEY:
 		return body_len == 0;
 	}
 	return false;

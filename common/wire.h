@@ -48,6 +48,7 @@ enum frame_type {
 	FRAME_FIN = 3,		/* the sender will send no more data (half-close) */
 	FRAME_RESET = 4,	/* the sender's side was reset: close at once */
 	FRAME_KEEPALIVE = 5,	/* nothing; keeps middleboxes and timers alive */
+	FRAME_REKEY = 6,	/* the sender's next record uses REKEY(k) of its current key */
 };
 
 #endif

@@ -94,6 +94,7 @@ static void test_round_trip_each_type(void **state)
 		{ FRAME_FIN, "" },
 		{ FRAME_RESET, "" },
 		{ FRAME_KEEPALIVE, "" },
+		{ FRAME_REKEY, "" },
 	};
 	size_t i;
 
@@ -168,7 +169,7 @@ static void test_data_without_body_rejected(void **state)
 static void test_control_with_body_rejected(void **state)
 {
 	struct fixture *f = *state;
-	const enum frame_type types[] = { FRAME_OPEN, FRAME_FIN, FRAME_RESET, FRAME_KEEPALIVE };
+	const enum frame_type types[] = { FRAME_OPEN, FRAME_FIN, FRAME_RESET, FRAME_KEEPALIVE, FRAME_REKEY };
 	size_t record_len;
 	enum frame_type type;
 	uint8_t *body;
@@ -188,7 +189,7 @@ static void test_control_with_body_rejected(void **state)
 static void test_unknown_type_rejected(void **state)
 {
 	struct fixture *f = *state;
-	const unsigned unknown_types[] = { 0, 6, 0x7f, 0xff };
+	const unsigned unknown_types[] = { 0, 7, 0x7f, 0xff };
 	size_t record_len;
 	enum frame_type type;
 	uint8_t *body;
@@ -471,6 +472,46 @@ static void test_cipher_without_key_rejected(void **state)
 			 FRAME_ERR_DECRYPT);
 }
 
+/* The rekey sequence both sides follow: REKEY under the old key, then REKEY(k). */
+static void test_rekey_keeps_stream_in_sync(void **state)
+{
+	struct fixture *f = *state;
+	size_t record_len;
+	enum frame_type type;
+	uint8_t *body;
+	size_t body_len;
+	uint8_t old_key[NOISE_KEY_LEN];
+
+	memcpy(old_key, f->send.key, NOISE_KEY_LEN);
+	for (int round = 0; round < 3; round++) {
+		record_len = seal(&f->send, f->record, FRAME_REKEY, NULL, 0);
+		noise_cipher_rekey(&f->send);
+		assert_int_equal(frame_open(&f->receive, f->record, record_len, &type, &body, &body_len), FRAME_OK);
+		assert_int_equal(type, FRAME_REKEY);
+		noise_cipher_rekey(&f->receive);
+
+		record_len = seal(&f->send, f->record, FRAME_DATA, BODY, BODY_LEN);
+		assert_int_equal(frame_open(&f->receive, f->record, record_len, &type, &body, &body_len), FRAME_OK);
+		assert_memory_equal(body, BODY, BODY_LEN);
+	}
+	assert_memory_not_equal(f->send.key, old_key, NOISE_KEY_LEN);
+}
+
+/* A receiver that missed the switch cannot read what follows. */
+static void test_rekey_on_one_side_only_fails(void **state)
+{
+	struct fixture *f = *state;
+	size_t record_len;
+	enum frame_type type;
+	uint8_t *body;
+	size_t body_len;
+
+	noise_cipher_rekey(&f->send);
+	record_len = seal(&f->send, f->record, FRAME_DATA, BODY, BODY_LEN);
+	assert_int_equal(frame_open(&f->receive, f->record, record_len, &type, &body, &body_len),
+			 FRAME_ERR_DECRYPT);
+}
+
 static void test_result_strings(void **state)
 {
 	enum frame_result result;
@@ -491,6 +532,8 @@ int main(void)
 		FRAME_TEST(test_data_without_body_rejected),
 		FRAME_TEST(test_control_with_body_rejected),
 		FRAME_TEST(test_unknown_type_rejected),
+		FRAME_TEST(test_rekey_keeps_stream_in_sync),
+		FRAME_TEST(test_rekey_on_one_side_only_fails),
 		FRAME_TEST(test_short_length_field_rejected),
 		FRAME_TEST(test_record_length_mismatch_rejected),
 		FRAME_TEST(test_bit_flip_anywhere_fails),
