@@ -552,7 +552,8 @@ e2e_table_digests() {
 e2e_make_keys() {
 	local keys=$E2E_TMP/keys
 	(cd "$keys" && "$WALGUARD_KEYGEN" pair primary && "$WALGUARD_KEYGEN" pair standby) \
-		|| e2e_fail "walguard-keygen pair failed"
+		>"$E2E_TMP/logs/keygen.out" 2>&1 \
+		|| e2e_fail "walguard-keygen pair failed (see keygen.out above)"
 	(umask 077 && "$WALGUARD_KEYGEN" genpsk >"$keys/link.psk") \
 		|| e2e_fail "walguard-keygen genpsk failed"
 	chmod 0600 "$keys/link.psk"
