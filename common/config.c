@@ -921,6 +921,8 @@ static char *config_read_line(char *buffer, int size, void *stream)
 		start += 3;
 	while (start < end && (*start == ' ' || *start == '\t'))
 		start++;
+	if (end > start && end[-1] == '\r')
+		end--;
 	len = (size_t)(end - start);
 
 	/* Room for the line, a newline and the NUL. */
@@ -938,7 +940,7 @@ static char *config_read_line(char *buffer, int size, void *stream)
 		return buffer;
 	}
 
-	state->line_has_key = buffer[0] != '\0' && buffer[0] != '\r' && buffer[0] != ';' && buffer[0] != '#';
+	state->line_has_key = buffer[0] != '\0' && buffer[0] != ';' && buffer[0] != '#';
 	buffer[len] = '\n';
 	buffer[len + 1] = '\0';
 	return buffer;

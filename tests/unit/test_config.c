@@ -667,6 +667,28 @@ static void long_line_rejected(void **unused)
 	memset(value, 'x', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
 	snprintf(text, sizeof(text), INTERFACE "log_level = %s\n[peer a]\npublic_key = " KEY_A "\n", value);
+	assert_one_error(text, "primary.conf:4: ", "line too long (at most 198 characters)");
+}
+
+static void line_of_198_bytes_read(void **unused)
+{
+	char text[1024];
+	char value[200];
+	/*
+	 * Debian 12's inih reads lines into 200 bytes, two of them for the
+	 * line end and the NUL. "log_level = " is 12 bytes. Indentation and
+	 * CRLF do not count.
+	 */
+	size_t value_len = 198 - 12;
+
+	memset(value, 'x', value_len);
+	value[value_len] = '\0';
+	snprintf(text, sizeof(text), INTERFACE "  log_level = %s\r\n[peer a]\npublic_key = " KEY_A "\n", value);
+	assert_one_error(text, "primary.conf:4: [interface] key 'log_level': ", "invalid level");
+
+	value[value_len] = 'x';
+	value[value_len + 1] = '\0';
+	snprintf(text, sizeof(text), INTERFACE "log_level = %s\n[peer a]\npublic_key = " KEY_A "\n", value);
 	assert_one_error(text, "primary.conf:4: ", "line too long");
 }
 
@@ -1110,6 +1132,7 @@ int main(void)
 		cmocka_unit_test(key_outside_section_rejected),
 		cmocka_unit_test(line_without_equals_rejected),
 		cmocka_unit_test(long_line_rejected),
+		cmocka_unit_test(line_of_198_bytes_read),
 		cmocka_unit_test(too_many_peers_rejected),
 		cmocka_unit_test(many_errors_all_reported),
 		cmocka_unit_test(parse_endpoint_directly),
