@@ -755,13 +755,13 @@ static void config_start_section(struct parse_state *state, char *header)
 		state->saw_peer_header = true;
 
 	if (close == NULL) {
-		config_error(state, state->line, "section header without closing ']'");
+		config_error(state, state->line, "section header without closing ']' (write [interface] or [peer NAME])");
 		state->section = SECTION_SKIPPED;
 		return;
 	}
 	rest = config_trim_blanks(close + 1);
 	if (*rest != '\0' && *rest != ';' && *rest != '#') {
-		config_error(state, state->line, "[%s]: unexpected text after ']'", name);
+		config_error(state, state->line, "[%s]: unexpected text after ']' (start a comment with ';' or '#')", name);
 		state->section = SECTION_SKIPPED;
 		return;
 	}
