@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -335,6 +336,15 @@ enum interface_key {
 	INTERFACE_LOG_LEVEL,
 	INTERFACE_HANDSHAKE_TIMEOUT,
 	INTERFACE_MAX_CONNECTIONS_PER_PEER,
+	INTERFACE_KEEPALIVE_INTERVAL,
+	INTERFACE_KEEPALIVE_TIMEOUT,
+	INTERFACE_REKEY_INTERVAL,
+	INTERFACE_REKEY_AFTER_RECORDS,
+	INTERFACE_CONNECT_TIMEOUT,
+	INTERFACE_DIAL_BACKOFF_MAX,
+	INTERFACE_SHUTDOWN_GRACE,
+	INTERFACE_USER,
+	INTERFACE_CHROOT,
 	INTERFACE_KEY_COUNT,
 };
 
@@ -354,7 +364,45 @@ static const char *const interface_key_names[INTERFACE_KEY_COUNT] = {
 	[INTERFACE_LOG_LEVEL] = "log_level",
 	[INTERFACE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
 	[INTERFACE_MAX_CONNECTIONS_PER_PEER] = "max_connections_per_peer",
+	[INTERFACE_KEEPALIVE_INTERVAL] = "keepalive_interval",
+	[INTERFACE_KEEPALIVE_TIMEOUT] = "keepalive_timeout",
+	[INTERFACE_REKEY_INTERVAL] = "rekey_interval",
+	[INTERFACE_REKEY_AFTER_RECORDS] = "rekey_after_records",
+	[INTERFACE_CONNECT_TIMEOUT] = "connect_timeout",
+	[INTERFACE_DIAL_BACKOFF_MAX] = "dial_backoff_max",
+	[INTERFACE_SHUTDOWN_GRACE] = "shutdown_grace",
+	[INTERFACE_USER] = "user",
+	[INTERFACE_CHROOT] = "chroot",
 };
+
+/* The duration keys of [interface]: where each goes and its allowed range. */
+struct duration_key {
+	enum interface_key key;
+	size_t offset;		/* of a uint32_t in struct config */
+	uint32_t min_ms;
+	uint32_t max_ms;
+	const char *range;	/* the range as the error message states it */
+};
+
+static const struct duration_key duration_keys[] = {
+	{ INTERFACE_HANDSHAKE_TIMEOUT, offsetof(struct config, handshake_timeout_ms),
+	  HANDSHAKE_TIMEOUT_MIN_MS, HANDSHAKE_TIMEOUT_MAX_MS, "100ms to 120s" },
+	{ INTERFACE_KEEPALIVE_INTERVAL, offsetof(struct config, keepalive_interval_ms), 100, 3600000, "100ms to 60m" },
+	{ INTERFACE_KEEPALIVE_TIMEOUT, offsetof(struct config, keepalive_timeout_ms), 300, 3600000, "300ms to 60m" },
+	{ INTERFACE_REKEY_INTERVAL, offsetof(struct config, rekey_interval_ms), 100, 86400000, "100ms to 1440m" },
+	{ INTERFACE_CONNECT_TIMEOUT, offsetof(struct config, connect_timeout_ms), 0, 600000, "0 to 10m" },
+	{ INTERFACE_DIAL_BACKOFF_MAX, offsetof(struct config, dial_backoff_max_ms), 100, 600000, "100ms to 10m" },
+	{ INTERFACE_SHUTDOWN_GRACE, offsetof(struct config, shutdown_grace_ms), 0, 600000, "0 to 10m" },
+};
+
+static const struct duration_key *duration_key_find(enum interface_key key)
+{
+	for (size_t i = 0; i < sizeof(duration_keys) / sizeof(duration_keys[0]); i++) {
+		if (duration_keys[i].key == key)
+			return &duration_keys[i];
+	}
+	return NULL;
+}
 
 static const char *const peer_key_names[PEER_KEY_COUNT] = {
 	[PEER_PUBLIC_KEY] = "public_key",
@@ -547,6 +595,26 @@ static char *config_resolve_path(const struct parse_state *state, const char *va
 
 /* ---- [interface] keys ---- */
 
+static void config_set_duration(struct parse_state *state, const struct duration_key *duration,
+				const char *value)
+{
+	const char *name = interface_key_names[duration->key];
+	uint64_t number;
+
+	if (config_parse_duration_ms(value, &number) != 0) {
+		config_error(state, state->line,
+			     "[interface] key '%s': invalid duration '%s' (expected a whole number with unit ms, s or m, such as 5s)",
+			     name, value);
+		return;
+	}
+	if (number < duration->min_ms || number > duration->max_ms) {
+		config_error(state, state->line, "[interface] key '%s': %s is out of range (expected %s)", name,
+			     value, duration->range);
+		return;
+	}
+	*(uint32_t *)((char *)state->config + duration->offset) = (uint32_t)number;
+}
+
 static void config_set_interface_key(struct parse_state *state, enum interface_key key,
 				     const char *value)
 {
@@ -586,19 +654,42 @@ static void config_set_interface_key(struct parse_state *state, enum interface_k
 				     name, value);
 		break;
 	case INTERFACE_HANDSHAKE_TIMEOUT:
-		if (config_parse_duration_ms(value, &number) != 0) {
+	case INTERFACE_KEEPALIVE_INTERVAL:
+	case INTERFACE_KEEPALIVE_TIMEOUT:
+	case INTERFACE_REKEY_INTERVAL:
+	case INTERFACE_CONNECT_TIMEOUT:
+	case INTERFACE_DIAL_BACKOFF_MAX:
+	case INTERFACE_SHUTDOWN_GRACE:
+		config_set_duration(state, duration_key_find(key), value);
+		break;
+	case INTERFACE_REKEY_AFTER_RECORDS:
+		if (config_parse_uint(value, strlen(value), UINT64_C(1) << 40, &number) != 0 || number == 0) {
 			config_error(state, state->line,
-				     "[interface] key '%s': invalid duration '%s' (expected a whole number with unit ms, s or m, such as 5s)",
+				     "[interface] key '%s': invalid count '%s' (expected a whole number from 1 to 1099511627776)",
 				     name, value);
 			break;
 		}
-		if (number < HANDSHAKE_TIMEOUT_MIN_MS || number > HANDSHAKE_TIMEOUT_MAX_MS) {
+		config->rekey_after_records = number;
+		break;
+	case INTERFACE_USER:
+		if (value[0] == '\0') {
+			config_error(state, state->line, "[interface] key '%s': empty (expected a user name)", name);
+			break;
+		}
+		config->user = strdup(value);
+		if (config->user == NULL)
+			config_error(state, state->line, "[interface] key '%s': out of memory", name);
+		break;
+	case INTERFACE_CHROOT:
+		if (value[0] != '/') {
 			config_error(state, state->line,
-				     "[interface] key '%s': %s is out of range (expected 100ms to 120s)",
+				     "[interface] key '%s': '%s' is not an absolute path (expected a folder such as /var/empty)",
 				     name, value);
 			break;
 		}
-		config->handshake_timeout_ms = (uint32_t)number;
+		config->chroot_dir = strdup(value);
+		if (config->chroot_dir == NULL)
+			config_error(state, state->line, "[interface] key '%s': out of memory", name);
 		break;
 	case INTERFACE_MAX_CONNECTIONS_PER_PEER:
 		if (config_parse_uint(value, strlen(value), 65535, &number) != 0 || number == 0) {
@@ -958,6 +1049,14 @@ static void config_check_interface(struct parse_state *state)
 	if (state->interface_key_line[INTERFACE_PRIVATE_KEY_FILE] == 0)
 		config_error(state, state->interface_line,
 			     "[interface]: missing key 'private_key_file' (add private_key_file = PATH of this host's private key)");
+	if (state->config->keepalive_timeout_ms <= state->config->keepalive_interval_ms) {
+		int line = state->interface_key_line[INTERFACE_KEEPALIVE_TIMEOUT];
+
+		config_error(state, line != 0 ? line : state->interface_line,
+			     "[interface] key 'keepalive_timeout': %u ms is not longer than keepalive_interval (%u ms); make it at least twice as long",
+			     (unsigned)state->config->keepalive_timeout_ms,
+			     (unsigned)state->config->keepalive_interval_ms);
+	}
 }
 
 static void config_check_forward_listen(struct parse_state *state, size_t index)
@@ -1061,6 +1160,13 @@ int config_parse_string(struct config *config, const char *text, const char *pat
 	config->log_level = LOG_INFO;
 	config->handshake_timeout_ms = CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	config->max_connections_per_peer = CONFIG_DEFAULT_MAX_CONNECTIONS_PER_PEER;
+	config->keepalive_interval_ms = CONFIG_DEFAULT_KEEPALIVE_INTERVAL_MS;
+	config->keepalive_timeout_ms = CONFIG_DEFAULT_KEEPALIVE_TIMEOUT_MS;
+	config->rekey_interval_ms = CONFIG_DEFAULT_REKEY_INTERVAL_MS;
+	config->rekey_after_records = CONFIG_DEFAULT_REKEY_AFTER_RECORDS;
+	config->connect_timeout_ms = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS;
+	config->dial_backoff_max_ms = CONFIG_DEFAULT_DIAL_BACKOFF_MAX_MS;
+	config->shutdown_grace_ms = CONFIG_DEFAULT_SHUTDOWN_GRACE_MS;
 
 	memset(&state, 0, sizeof(state));
 	state.config = config;
@@ -1235,6 +1341,8 @@ void config_free(struct config *config)
 {
 	free(config->path);
 	free(config->private_key_file);
+	free(config->user);
+	free(config->chroot_dir);
 	/* sodium_free() zeroes the memory before releasing it. */
 	sodium_free(config->private_key);
 

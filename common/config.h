@@ -31,6 +31,13 @@
 #define CONFIG_DEFAULT_TARGET_PORT 5432
 #define CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
 #define CONFIG_DEFAULT_MAX_CONNECTIONS_PER_PEER 1024
+#define CONFIG_DEFAULT_KEEPALIVE_INTERVAL_MS 10000
+#define CONFIG_DEFAULT_KEEPALIVE_TIMEOUT_MS 30000
+#define CONFIG_DEFAULT_REKEY_INTERVAL_MS 120000
+#define CONFIG_DEFAULT_REKEY_AFTER_RECORDS (UINT64_C(1) << 20)
+#define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define CONFIG_DEFAULT_DIAL_BACKOFF_MAX_MS 5000
+#define CONFIG_DEFAULT_SHUTDOWN_GRACE_MS 10000
 #define CONFIG_MAX_PEERS 256
 
 /* A host name or address literal and a port, as written in the file. */
@@ -74,6 +81,15 @@ struct config {
 	enum log_level log_level;
 	uint32_t handshake_timeout_ms;
 	uint32_t max_connections_per_peer;
+	uint32_t keepalive_interval_ms;	/* send a KEEPALIVE after this much silence */
+	uint32_t keepalive_timeout_ms;	/* a tunnel silent this long is dead */
+	uint32_t rekey_interval_ms;
+	uint64_t rekey_after_records;
+	uint32_t connect_timeout_ms;	/* how long a client waits for dials to succeed */
+	uint32_t dial_backoff_max_ms;
+	uint32_t shutdown_grace_ms;	/* on SIGTERM, time left to open connections */
+	char *user;			/* drop to this user after binding, or NULL */
+	char *chroot_dir;		/* chroot here after binding, or NULL */
 
 	struct config_peer *peers;
 	size_t peer_count;

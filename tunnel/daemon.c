@@ -4,14 +4,21 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "forward.h"
+#include "privileges.h"
 #include "tcp_channel.h"
 
 /* Lines about rejected tunnel connections: a stranger can cause them. */
 #define REJECTED_LOG_INTERVAL_MS 10000
 #define REJECTED_LOG_BURST 20
+
+/* Lines about failed dials to one peer, while clients wait for it. */
+#define DIAL_LOG_INTERVAL_MS 10000
+#define DIAL_LOG_BURST 5
 
 uint64_t daemon_now_ms(const struct daemon *daemon)
 {
@@ -88,12 +95,53 @@ static int listen_on(struct daemon *daemon, uv_tcp_t *handle, const struct socka
 	return 0;
 }
 
+static size_t count_forwards(const struct daemon *daemon)
+{
+	size_t count = 0;
+
+	for (const struct forward *forward = daemon->forwards; forward != NULL; forward = forward_next(forward))
+		count++;
+	return count;
+}
+
+/* The last handles go: the loop then ends. */
+static void daemon_finish_stop(struct daemon *daemon)
+{
+	if (uv_is_closing((uv_handle_t *)&daemon->sigterm))
+		return;
+	uv_close((uv_handle_t *)&daemon->grace_timer, NULL);
+	uv_close((uv_handle_t *)&daemon->sigterm, NULL);
+	uv_close((uv_handle_t *)&daemon->sigint, NULL);
+}
+
+void daemon_forward_removed(struct daemon *daemon)
+{
+	if (daemon->stopping && daemon->forwards == NULL)
+		daemon_finish_stop(daemon);
+}
+
+static void on_grace_over(uv_timer_t *timer)
+{
+	struct daemon *daemon = timer->data;
+
+	log_event(LOG_INFO, "grace_period_over", "connections=%zu", count_forwards(daemon));
+	forward_close_all(daemon, "daemon stopping: grace period over");
+}
+
+/*
+ * Stop accepting, then give open connections shutdown_grace to finish
+ * before they are reset. A second signal resets them at once.
+ */
 static void daemon_stop(struct daemon *daemon, const char *why)
 {
-	if (daemon->stopping)
+	if (daemon->stopping) {
+		log_event(LOG_INFO, "stopping_now", "reason=\"%s again\" connections=%zu", why, count_forwards(daemon));
+		forward_close_all(daemon, "daemon stopping");
 		return;
+	}
 	daemon->stopping = true;
-	log_event(LOG_INFO, "stopping", "reason=\"%s\"", why);
+	log_event(LOG_INFO, "stopping", "reason=\"%s\" connections=%zu grace_ms=%u", why, count_forwards(daemon),
+		  (unsigned)daemon->config->shutdown_grace_ms);
 
 	if (daemon->has_tunnel_listener)
 		uv_close((uv_handle_t *)&daemon->tunnel_listener, NULL);
@@ -102,9 +150,16 @@ static void daemon_stop(struct daemon *daemon, const char *why)
 			uv_close((uv_handle_t *)&daemon->peers[i].forward_listener, NULL);
 	}
 	tcp_channel_close_pending(daemon);
-	forward_close_all(daemon, "daemon stopping");
-	uv_close((uv_handle_t *)&daemon->sigterm, NULL);
-	uv_close((uv_handle_t *)&daemon->sigint, NULL);
+
+	if (daemon->forwards == NULL) {
+		daemon_finish_stop(daemon);
+		return;
+	}
+	if (daemon->config->shutdown_grace_ms == 0) {
+		forward_close_all(daemon, "daemon stopping");
+		return;
+	}
+	uv_timer_start(&daemon->grace_timer, on_grace_over, daemon->config->shutdown_grace_ms, 0);
 }
 
 static void on_signal(uv_signal_t *handle, int signal_number)
@@ -118,6 +173,8 @@ static int daemon_start(struct daemon *daemon)
 {
 	struct config *config = daemon->config;
 
+	uv_timer_init(daemon->loop, &daemon->grace_timer);
+	daemon->grace_timer.data = daemon;
 	uv_signal_init(daemon->loop, &daemon->sigterm);
 	uv_signal_init(daemon->loop, &daemon->sigint);
 	daemon->sigterm.data = daemon;
@@ -136,6 +193,7 @@ static int daemon_start(struct daemon *daemon)
 		peer->daemon = daemon;
 		peer->config = &config->peers[i];
 		peer->name = config->peers[i].name;
+		peer->dial_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(DIAL_LOG_INTERVAL_MS, DIAL_LOG_BURST);
 	}
 
 
@@ -158,7 +216,26 @@ static int daemon_start(struct daemon *daemon)
 			return -1;
 		peer->has_forward_listener = true;
 	}
+
+	if (privileges_drop(config) != 0)
+		return -1;
 	return 0;
+}
+
+/*
+ * Each forwarded connection takes two descriptors on each host, and the
+ * usual soft limit of 1024 would cap a daemon near 500 connections; the
+ * hard limit is the administrator's real bound.
+ */
+static void raise_descriptor_limit(void)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+		return;
+	limit.rlim_cur = limit.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+		log_event(LOG_WARN, "descriptor_limit", "error=\"cannot raise the soft limit: %s\"", strerror(errno));
 }
 
 int daemon_run(struct config *config)
@@ -184,6 +261,7 @@ int daemon_run(struct config *config)
 
 	/* A write to a connection the other side closed must fail, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	raise_descriptor_limit();
 
 	key_encode(public_key, config->public_key);
 	log_event(LOG_INFO, "started", "version=%s config=%s public_key=%s peers=%zu", WALGUARD_VERSION,

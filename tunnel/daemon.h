@@ -50,7 +50,19 @@ struct peer {
 	uint8_t last_initiation_timestamp[WIRE_TIMESTAMP_LEN];
 
 	uint32_t connection_count;
+
+	/*
+	 * Initiator: consecutive failed dials, and the earliest time of the
+	 * next one. Shared by every client waiting for this peer, so that a
+	 * dead peer is dialed at a slowing pace however many clients wait.
+	 */
+	uint32_t dial_failures;
+	uint64_t dial_not_before_ms;
+	struct log_ratelimit dial_log;
 };
+
+/* Dial retries: 100 ms, doubling up to the peer's dial_backoff_max, with jitter. */
+#define DAEMON_DIAL_BACKOFF_BASE_MS 100
 
 struct daemon {
 	uv_loop_t *loop;
@@ -64,6 +76,7 @@ struct daemon {
 	uv_signal_t sigint;
 
 	bool stopping;
+	uv_timer_t grace_timer;
 	uint32_t pending_handshakes;
 	uint64_t next_connection_id;
 	struct log_ratelimit rejected_log;
@@ -76,6 +89,9 @@ struct daemon {
 };
 
 int daemon_run(struct config *config);
+
+/* Called by forward.c when a forwarded connection is freed. */
+void daemon_forward_removed(struct daemon *daemon);
 
 struct peer *daemon_find_peer_by_key(struct daemon *daemon, const uint8_t public_key[KEY_LEN]);
 

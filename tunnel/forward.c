@@ -1,5 +1,6 @@
 #include "forward.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,12 @@ struct forward {
 	struct forward *next;
 
 	uv_tcp_t local;
+	uv_timer_t retry_timer;		/* initiator: the wait before the next dial */
 	uv_getaddrinfo_t resolve_request;
 	uv_connect_t connect_request;
 	uv_shutdown_t shutdown_request;
 	bool resolving;
-	bool local_closed;		/* uv_close() called on local */
+	int open_handles;		/* local and retry_timer: freed when both closed */
 
 	struct channel *channel;	/* NULL once closed */
 	uint8_t *block;			/* read buffer for local, CHANNEL_BLOCK_SIZE */
@@ -35,7 +37,11 @@ struct forward {
 	bool local_eof;			/* local sent EOF, FIN passed on */
 	bool channel_fin;		/* channel sent FIN, local write side shut */
 	bool channel_paused;		/* by us, because local writes queued up */
+	bool opened;			/* the channel opened at least once */
 	bool closing;
+
+	uint32_t dial_attempts;
+	char last_dial_error[128];
 
 	char peer_address[64];
 	char local_address[64];
@@ -88,7 +94,10 @@ static struct forward *forward_new(struct peer *peer, uint64_t id, bool initiato
 	forward->initiator = initiator;
 	forward->started_ms = daemon_now_ms(peer->daemon);
 	uv_tcp_init(peer->daemon->loop, &forward->local);
+	uv_timer_init(peer->daemon->loop, &forward->retry_timer);
 	forward->local.data = forward;
+	forward->retry_timer.data = forward;
+	forward->open_handles = 2;
 	snprintf(forward->peer_address, sizeof(forward->peer_address), "-");
 	snprintf(forward->local_address, sizeof(forward->local_address), "-");
 	peer->connection_count++;
@@ -98,19 +107,22 @@ static struct forward *forward_new(struct peer *peer, uint64_t id, bool initiato
 
 static void forward_free_if_done(struct forward *forward)
 {
-	if (!forward->local_closed || forward->resolving)
+	struct daemon *daemon = forward->daemon;
+
+	if (forward->open_handles > 0 || forward->resolving)
 		return;
 	forward->peer->connection_count--;
 	list_remove(forward);
 	free(forward->block);
 	free(forward);
+	daemon_forward_removed(daemon);
 }
 
-static void on_local_closed(uv_handle_t *handle)
+static void on_handle_closed(uv_handle_t *handle)
 {
 	struct forward *forward = handle->data;
 
-	forward->local_closed = true;
+	forward->open_handles--;
 	forward_free_if_done(forward);
 }
 
@@ -138,10 +150,11 @@ static void forward_close(struct forward *forward, bool reset, const char *reaso
 	}
 	if (forward->resolving)
 		uv_cancel((uv_req_t *)&forward->resolve_request);
+	uv_close((uv_handle_t *)&forward->retry_timer, on_handle_closed);
 	if (reset && forward->local_connected)
-		uv_tcp_close_reset(&forward->local, on_local_closed);
+		uv_tcp_close_reset(&forward->local, on_handle_closed);
 	else
-		uv_close((uv_handle_t *)&forward->local, on_local_closed);
+		uv_close((uv_handle_t *)&forward->local, on_handle_closed);
 }
 
 /* Both directions ended cleanly and every byte was written: close. */
@@ -191,6 +204,7 @@ static void on_local_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
 	struct forward *forward = stream->data;
 	struct channel *channel = forward->channel;
 	bool taken;
+	int result;
 
 	if (forward->closing || channel == NULL)
 		return;
@@ -215,10 +229,12 @@ static void on_local_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
 		return;
 
 	forward->bytes_to_channel += (uint64_t)nread;
-	if (channel->ops->send_data(channel, forward->block, (size_t)nread, &taken) != 0)
-		return;
+	result = channel->ops->send_data(channel, forward->block, (size_t)nread, &taken);
+	/* The channel may own the block even when it failed right after queueing it. */
 	if (taken)
 		forward->block = NULL;
+	if (result != 0)
+		return;
 	if (forward->channel != NULL && channel->ops->queued(channel) > DAEMON_HIGH_WATER)
 		local_read_stop(forward);
 }
@@ -327,11 +343,17 @@ static void channel_fin(void *owner)
 		forward->shutdown_request.handle = NULL;
 }
 
+static void forward_dial_failed(struct forward *forward, const char *reason);
+
 static void channel_closed(void *owner, bool clean, const char *reason)
 {
 	struct forward *forward = owner;
 
 	forward->channel = NULL;
+	if (forward->initiator && !forward->opened) {
+		forward_dial_failed(forward, reason);
+		return;
+	}
 	if (!clean) {
 		forward_close(forward, true, reason);
 		return;
@@ -354,11 +376,89 @@ static void start_forwarding(struct forward *forward)
 static void channel_opened(void *owner)
 {
 	struct forward *forward = owner;
+	struct peer *peer = forward->peer;
 
-	log_event(LOG_INFO, "connection_opened", "peer=%s addr=%s conn=%llu local=%s",
-		  forward->peer->name, forward->peer_address, (unsigned long long)forward->id,
-		  forward->local_address);
+	forward->opened = true;
+	peer->dial_failures = 0;
+	peer->dial_not_before_ms = 0;
+	log_event(LOG_INFO, "connection_opened", "peer=%s addr=%s conn=%llu local=%s attempts=%u",
+		  peer->name, forward->peer_address, (unsigned long long)forward->id, forward->local_address,
+		  forward->dial_attempts);
 	start_forwarding(forward);
+}
+
+static void forward_dial(struct forward *forward)
+{
+	forward->dial_attempts++;
+	forward->channel = tcp_channel_dial(forward->peer, forward->id, &forward_events, forward);
+	if (forward->channel == NULL)
+		forward_dial_failed(forward, "could not start the tunnel connection");
+}
+
+static void on_retry_timer(uv_timer_t *timer)
+{
+	struct forward *forward = timer->data;
+
+	if (!forward->closing)
+		forward_dial(forward);
+}
+
+/* Dial now, or when the peer's backoff allows. */
+static void forward_schedule_dial(struct forward *forward)
+{
+	uint64_t now = daemon_now_ms(forward->daemon);
+	uint64_t not_before = forward->peer->dial_not_before_ms;
+
+	if (not_before <= now) {
+		forward_dial(forward);
+		return;
+	}
+	uv_timer_start(&forward->retry_timer, on_retry_timer, not_before - now, 0);
+}
+
+/* The next delay: exponential, capped, and spread over its upper half so that peers do not dial in step. */
+static uint64_t backoff_delay_ms(const struct peer *peer)
+{
+	uint64_t delay = DAEMON_DIAL_BACKOFF_BASE_MS;
+	uint64_t max = peer->daemon->config->dial_backoff_max_ms;
+
+	for (uint32_t i = 1; i < peer->dial_failures && delay < max; i++)
+		delay *= 2;
+	if (delay > max)
+		delay = max;
+	return delay / 2 + randombytes_uniform((uint32_t)(delay / 2) + 1);
+}
+
+/*
+ * A dial failed before the channel opened. The client waits, unread,
+ * while dials are retried with backoff for up to connect_timeout; then it
+ * is reset with the last error.
+ */
+static void forward_dial_failed(struct forward *forward, const char *reason)
+{
+	struct peer *peer = forward->peer;
+	uint64_t now = daemon_now_ms(forward->daemon);
+	uint64_t delay;
+
+	snprintf(forward->last_dial_error, sizeof(forward->last_dial_error), "%s", reason);
+	peer->dial_failures++;
+	delay = backoff_delay_ms(peer);
+	if (peer->dial_not_before_ms < now + delay)
+		peer->dial_not_before_ms = now + delay;
+
+	if (forward->closing)
+		return;
+	if (forward->daemon->stopping ||
+	    peer->dial_not_before_ms - forward->started_ms >= forward->daemon->config->connect_timeout_ms) {
+		char message[256];
+
+		snprintf(message, sizeof(message), "no tunnel after %u attempts in %llu ms: %s",
+			 forward->dial_attempts, (unsigned long long)(now - forward->started_ms),
+			 forward->last_dial_error);
+		forward_close(forward, true, message);
+		return;
+	}
+	forward_schedule_dial(forward);
 }
 
 void forward_accept_local(struct peer *peer, uv_stream_t *listener)
@@ -378,7 +478,8 @@ void forward_accept_local(struct peer *peer, uv_stream_t *listener)
 	if (error < 0) {
 		log_event(LOG_WARN, "accept_failed", "peer=%s error=\"%s\"", peer->name, uv_strerror(error));
 		forward->closing = true;
-		uv_close((uv_handle_t *)&forward->local, on_local_closed);
+		uv_close((uv_handle_t *)&forward->local, on_handle_closed);
+		uv_close((uv_handle_t *)&forward->retry_timer, on_handle_closed);
 		return;
 	}
 	if (uv_tcp_getpeername(&forward->local, (struct sockaddr *)&address, &length) == 0)
@@ -393,9 +494,7 @@ void forward_accept_local(struct peer *peer, uv_stream_t *listener)
 
 	/* The client is not read until the tunnel is open: nothing is buffered meanwhile. */
 	forward->local_connected = true;
-	forward->channel = tcp_channel_dial(peer, forward->id, &forward_events, forward);
-	if (forward->channel == NULL)
-		forward_close(forward, true, "could not start the tunnel connection");
+	forward_schedule_dial(forward);
 }
 
 /* Responder. */
@@ -503,6 +602,11 @@ void forward_start_responder(struct peer *peer, struct channel *channel, uint64_
 		forward->resolving = false;
 		forward_close(forward, true, uv_strerror(error));
 	}
+}
+
+const struct forward *forward_next(const struct forward *forward)
+{
+	return forward->next;
 }
 
 void forward_close_all(struct daemon *daemon, const char *reason)

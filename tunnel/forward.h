@@ -21,6 +21,9 @@ void forward_accept_local(struct peer *peer, uv_stream_t *listener);
 void forward_start_responder(struct peer *peer, struct channel *channel, uint64_t connection_id,
 			     const char *address);
 
+/* The next forwarded connection in the daemon's list. */
+const struct forward *forward_next(const struct forward *forward);
+
 /* Reset every forwarded connection (on stop). */
 void forward_close_all(struct daemon *daemon, const char *reason);
 

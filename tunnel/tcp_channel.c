@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,14 @@ struct tcp_channel {
 	/* Responder: counted in peer->connection_count, not yet handed to a forward. */
 	bool counted;
 
+	/* Liveness and rekeying, in loop milliseconds, once open. */
+	uint64_t last_sent_ms;
+	uint64_t last_received_ms;
+	uint64_t last_rekey_ms;
+	uint64_t records_since_rekey;
+	uint32_t rekeys_sent;
+	uint32_t rekeys_received;
+
 	/* Pending handshakes, linked from the daemon. */
 	struct tcp_channel *pending_prev;
 	struct tcp_channel *pending_next;
@@ -85,6 +94,7 @@ struct tcp_write {
 };
 
 static const struct channel_ops tcp_channel_ops;
+static size_t tcp_queued(const struct channel *base);
 
 static struct tcp_channel *from_base(struct channel *base)
 {
@@ -212,6 +222,34 @@ static void channel_teardown(struct tcp_channel *channel)
 	uv_close((uv_handle_t *)&channel->timer, on_handle_closed);
 }
 
+static void log_closed(const struct tcp_channel *channel, const char *reason)
+{
+	if (channel->state != TCP_CHANNEL_OPEN)
+		return;
+	log_event(LOG_DEBUG, "tunnel_closed", "peer=%s addr=%s conn=%llu rekeys_sent=%u rekeys_received=%u reason=\"%s\"",
+		  peer_name(channel), channel->address, (unsigned long long)channel->id, channel->rekeys_sent,
+		  channel->rekeys_received, reason);
+}
+
+static void channel_fail(struct tcp_channel *channel, bool clean, const char *reason);
+
+/*
+ * An initiator's attempt failed before the channel opened. The forward
+ * decides whether to dial again; the line is rate-limited per peer because
+ * a waiting client may see many attempts.
+ */
+static void dial_fail(struct tcp_channel *channel, const char *reason)
+{
+	struct peer *peer = channel->peer;
+	uint64_t suppressed;
+
+	if (log_ratelimit_allow(&peer->dial_log, daemon_now_ms(channel->daemon), &suppressed))
+		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu suppressed=%llu error=\"%s\"",
+			  peer->name, channel->address, (unsigned long long)channel->id,
+			  (unsigned long long)suppressed, reason);
+	channel_fail(channel, false, reason);
+}
+
 /* Close because of an error or the end of the stream, and tell the owner. */
 static void channel_fail(struct tcp_channel *channel, bool clean, const char *reason)
 {
@@ -220,6 +258,7 @@ static void channel_fail(struct tcp_channel *channel, bool clean, const char *re
 
 	if (channel->state == TCP_CHANNEL_CLOSING)
 		return;
+	log_closed(channel, reason);
 	channel_teardown(channel);
 	if (events != NULL)
 		events->closed(owner, clean, reason);
@@ -280,6 +319,7 @@ static int channel_write(struct tcp_channel *channel, uint8_t *data, size_t len,
 
 	if (block_taken != NULL)
 		*block_taken = false;
+	channel->last_sent_ms = daemon_now_ms(channel->daemon);
 
 	written = uv_try_write((uv_stream_t *)&channel->socket, &buffer, 1);
 	if (written == (int)len)
@@ -358,15 +398,118 @@ static void on_handshake_timeout(uv_timer_t *timer)
 		channel_reject(channel, reason);
 		return;
 	}
-	log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"%s\"",
-		  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
-	channel_fail(channel, false, reason);
+	dial_fail(channel, reason);
 }
 
+/*
+ * Detect a dead path even while this side is not reading: kernel
+ * keepalive probes after keepalive_interval of silence, and
+ * TCP_USER_TIMEOUT for data that stays unacknowledged for
+ * keepalive_timeout.
+ */
 static void set_socket_options(struct tcp_channel *channel)
 {
+	const struct config *config = channel->daemon->config;
+	unsigned int user_timeout = config->keepalive_timeout_ms;
+	int idle = (int)(config->keepalive_interval_ms / 1000);
+	int count = 3;
+	int interval;
+	uv_os_fd_t fd;
+
 	uv_tcp_nodelay(&channel->socket, 1);
-	uv_tcp_keepalive(&channel->socket, 1, 30);
+	if (idle < 1)
+		idle = 1;
+	interval = (int)(config->keepalive_timeout_ms / 1000) / count;
+	if (interval < 1)
+		interval = 1;
+	if (uv_fileno((uv_handle_t *)&channel->socket, &fd) != 0)
+		return;
+	uv_tcp_keepalive(&channel->socket, 1, (unsigned int)idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+/* Liveness and rekeying once the channel is open. */
+
+static uint64_t tick_period_ms(const struct config *config)
+{
+	uint64_t period = config->keepalive_interval_ms;
+
+	if (config->keepalive_timeout_ms < period)
+		period = config->keepalive_timeout_ms;
+	if (config->rekey_interval_ms < period)
+		period = config->rekey_interval_ms;
+	period /= 4;
+	if (period < 50)
+		period = 50;
+	if (period > 5000)
+		period = 5000;
+	return period;
+}
+
+static void channel_rekey_send(struct tcp_channel *channel)
+{
+	if (channel_send_control(channel, FRAME_REKEY) != 0)
+		return;
+	noise_cipher_rekey(&channel->secrets->send);
+	channel->records_since_rekey = 0;
+	channel->last_rekey_ms = daemon_now_ms(channel->daemon);
+	channel->rekeys_sent++;
+	log_event(LOG_DEBUG, "rekeyed", "peer=%s addr=%s conn=%llu direction=send rekeys=%u",
+		  peer_name(channel), channel->address, (unsigned long long)channel->id, channel->rekeys_sent);
+}
+
+/* Count a sent record, and switch keys when enough have used this one. */
+static void channel_count_record(struct tcp_channel *channel)
+{
+	channel->records_since_rekey++;
+	if (channel->records_since_rekey >= channel->daemon->config->rekey_after_records)
+		channel_rekey_send(channel);
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+	struct tcp_channel *channel = timer->data;
+	const struct config *config = channel->daemon->config;
+	uint64_t now = daemon_now_ms(channel->daemon);
+
+	/*
+	 * While paused this side reads nothing, and after the other side's
+	 * FIN it expects nothing: then the kernel's keepalive and
+	 * TCP_USER_TIMEOUT watch the path instead.
+	 */
+	if (!channel->paused && !channel->fin_received && now - channel->last_received_ms >= config->keepalive_timeout_ms) {
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "nothing received for %llu ms: the path or the peer is down",
+			 (unsigned long long)(now - channel->last_received_ms));
+		log_event(LOG_WARN, "tunnel_timeout", "peer=%s addr=%s conn=%llu error=\"%s\"", peer_name(channel),
+			  channel->address, (unsigned long long)channel->id, reason);
+		channel_fail(channel, false, reason);
+		return;
+	}
+	if (channel->fin_sent)
+		return;
+	if (now - channel->last_rekey_ms >= config->rekey_interval_ms) {
+		channel_rekey_send(channel);
+		if (channel->state != TCP_CHANNEL_OPEN)
+			return;
+	}
+	/* Behind queued records a keepalive would add nothing. */
+	if (now - channel->last_sent_ms >= config->keepalive_interval_ms && tcp_queued(&channel->base) == 0)
+		channel_send_control(channel, FRAME_KEEPALIVE);
+}
+
+static void channel_start_ticks(struct tcp_channel *channel)
+{
+	uint64_t now = daemon_now_ms(channel->daemon);
+	uint64_t period = tick_period_ms(channel->daemon->config);
+
+	channel->last_received_ms = now;
+	channel->last_rekey_ms = now;
+	uv_timer_start(&channel->timer, on_tick, period, period);
 }
 
 /* Opening: the responder receives the initiator's OPEN record. */
@@ -376,8 +519,8 @@ static void channel_open_responder(struct tcp_channel *channel)
 	struct peer *peer = channel->peer;
 
 	pending_remove(channel);
-	uv_timer_stop(&channel->timer);
 	channel->state = TCP_CHANNEL_OPEN;
+	channel_start_ticks(channel);
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=responder",
 		  peer->name, channel->address, (unsigned long long)channel->id);
 	/* From here the forward owns the channel and the connection count. */
@@ -484,9 +627,7 @@ static void handle_response(struct tcp_channel *channel)
 		snprintf(reason, sizeof(reason),
 			 "invalid handshake response (%s): the peer's public_key or preshared_key_file differs from what it uses",
 			 noise_result_string(result));
-		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"%s\"",
-			  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
-		channel_fail(channel, false, reason);
+		dial_fail(channel, reason);
 		return;
 	}
 
@@ -495,8 +636,8 @@ static void handle_response(struct tcp_channel *channel)
 		channel_fail(channel, false, "out of memory");
 		return;
 	}
-	uv_timer_stop(&channel->timer);
 	channel->state = TCP_CHANNEL_OPEN;
+	channel_start_ticks(channel);
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=initiator",
 		  peer_name(channel), channel->address, (unsigned long long)channel->id);
 	if (channel_send_control(channel, FRAME_OPEN) != 0)
@@ -546,6 +687,10 @@ static bool handle_record(struct tcp_channel *channel, enum frame_type type, uin
 		channel_fail(channel, false, "connection reset by the other side");
 		return false;
 	case FRAME_KEEPALIVE:
+		break;
+	case FRAME_REKEY:
+		noise_cipher_rekey(&channel->secrets->receive);
+		channel->rekeys_received++;
 		break;
 	case FRAME_OPEN:
 		channel_fail(channel, false, "protocol error: OPEN on an open connection");
@@ -649,9 +794,7 @@ static void handle_eof(struct tcp_channel *channel)
 		return;
 	case TCP_CHANNEL_AWAIT_RESPONSE:
 		reason = "peer closed the connection without a handshake response: check that the peer's config pins this host's public key and that this peer's public_key and preshared_key_file are right";
-		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"%s\"",
-			  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
-		channel_fail(channel, false, reason);
+		dial_fail(channel, reason);
 		return;
 	default:
 		if (channel->fin_received) {
@@ -687,6 +830,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buffer)
 		return;
 	}
 	channel->rx_len += (size_t)nread;
+	channel->last_received_ms = daemon_now_ms(channel->daemon);
 	process_rx(channel);
 }
 
@@ -736,9 +880,7 @@ static void on_connected(uv_connect_t *request, int status)
 		char reason[128];
 
 		snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(status));
-		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"%s\"",
-			  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
-		channel_fail(channel, false, reason);
+		dial_fail(channel, reason);
 		return;
 	}
 	set_socket_options(channel);
@@ -761,9 +903,7 @@ static void on_resolved(uv_getaddrinfo_t *request, int status, struct addrinfo *
 
 		snprintf(reason, sizeof(reason), "cannot resolve endpoint %s: %s",
 			 channel->peer->config->endpoint.host, uv_strerror(status));
-		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"%s\"",
-			  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
-		channel_fail(channel, false, reason);
+		dial_fail(channel, reason);
 		return;
 	}
 
@@ -778,9 +918,7 @@ static void on_resolved(uv_getaddrinfo_t *request, int status, struct addrinfo *
 		char reason[128];
 
 		snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(error));
-		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"%s\"",
-			  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
-		channel_fail(channel, false, reason);
+		dial_fail(channel, reason);
 	}
 }
 
@@ -907,7 +1045,10 @@ static int tcp_send_data(struct channel *base, uint8_t *block, size_t len, bool 
 		channel_fail(channel, false, frame_result_string(result));
 		return -1;
 	}
-	return channel_write(channel, block, record_len, block, block_taken);
+	if (channel_write(channel, block, record_len, block, block_taken) != 0)
+		return -1;
+	channel_count_record(channel);
+	return channel->state == TCP_CHANNEL_OPEN ? 0 : -1;
 }
 
 static void on_shutdown(uv_shutdown_t *request, int status)
@@ -994,8 +1135,7 @@ static void tcp_close(struct channel *base, bool reset, const char *reason)
 			uv_try_write((uv_stream_t *)&channel->socket, &buffer, 1);
 		}
 	}
-	log_event(LOG_DEBUG, "tunnel_closed", "peer=%s addr=%s conn=%llu reason=\"%s\"",
-		  peer_name(channel), channel->address, (unsigned long long)channel->id, reason);
+	log_closed(channel, reason);
 	channel_teardown(channel);
 }
 
