@@ -43,6 +43,7 @@ E2E_KEEP=0
 E2E_QUIET_RESULT=0
 E2E_WATCHDOG_PID=""
 E2E_STEP_NAME=""
+E2E_LAST_STEP_NAME=""
 E2E_STEP_START=""
 E2E_RUN_START=""
 # Daemon name -> process id, for the daemons this run started.
@@ -121,7 +122,7 @@ e2e_on_signal() {
 		&& e2e_elapsed_at_least "$E2E_WATCHDOG_SECONDS"; then
 		E2E_FAIL_REASON="timed out: the run took longer than $E2E_WATCHDOG_SECONDS s"
 	else
-		E2E_FAIL_REASON="interrupted by SIG$signal during step '${E2E_STEP_NAME:-setup}'"
+		E2E_FAIL_REASON="interrupted by SIG$signal (last step started: '${E2E_LAST_STEP_NAME:-none}')"
 	fi
 	exit 1
 }
@@ -257,6 +258,7 @@ e2e_stop_process() {
 e2e_step() {
 	e2e_end_step
 	E2E_STEP_NAME=$1
+	E2E_LAST_STEP_NAME=$1
 	E2E_STEP_START=$EPOCHREALTIME
 	echo "==> $E2E_STEP_NAME"
 }
@@ -514,6 +516,29 @@ e2e_standby_replayed() {
 	local lsn=$1 result
 	result=$(e2e_sql standby postgres "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '$lsn') >= 0" 2>/dev/null) || return 1
 	[ "$result" = t ]
+}
+
+# Write on the primary: pgbench -i, pgbench -T 5 with four clients, and
+# the table marker_rows with 10000 rows of the form MARKER-N. Prints
+# pgbench's transaction count and rate.
+e2e_write_test_rows() {
+	local marker=$1
+	local socket_dir log
+	socket_dir=$(e2e_pg_socket_dir primary)
+	log="$E2E_TMP/logs/primary-pgbench.log"
+
+	e2e_as_postgres primary timeout 60 "$PG_BIN/pgbench" -h "$socket_dir" -p "$E2E_PG_PORT" \
+		-i -s 1 -q walguard_test >"$log" 2>&1 \
+		|| e2e_fail "pgbench -i on the primary failed (see primary-pgbench.log above)"
+	e2e_as_postgres primary timeout 30 "$PG_BIN/pgbench" -h "$socket_dir" -p "$E2E_PG_PORT" \
+		-T 5 -c 4 -j 2 walguard_test >>"$log" 2>&1 \
+		|| e2e_fail "pgbench -T 5 on the primary failed (see primary-pgbench.log above)"
+	grep -E "^number of transactions actually processed|^tps" "$log" | sed 's/^/    pgbench: /'
+
+	e2e_sql primary walguard_test "
+		CREATE TABLE marker_rows (id integer PRIMARY KEY, marker text NOT NULL);
+		INSERT INTO marker_rows SELECT g, '$marker-' || g FROM generate_series(1, 10000) AS g;" \
+		>/dev/null || e2e_fail "creating marker_rows on the primary failed"
 }
 
 # Print, for every table of the public schema in walguard_test, a line

@@ -88,17 +88,7 @@ e2e_wait_for "pg_stat_replication on the primary to show the standby streaming" 
 
 e2e_step "write on the primary: pgbench -i, pgbench -T 5, 10000 marker rows"
 marker="walguard-e2e-$$-$RANDOM"
-e2e_as_postgres primary timeout 60 "$PG_BIN/pgbench" -h "$(e2e_pg_socket_dir primary)" \
-	-p "$E2E_PG_PORT" -i -s 1 -q walguard_test >"$E2E_TMP/logs/primary-pgbench.log" 2>&1 \
-	|| e2e_fail "pgbench -i on the primary failed (see primary-pgbench.log above)"
-e2e_as_postgres primary timeout 30 "$PG_BIN/pgbench" -h "$(e2e_pg_socket_dir primary)" \
-	-p "$E2E_PG_PORT" -T 5 -c 4 -j 2 walguard_test >>"$E2E_TMP/logs/primary-pgbench.log" 2>&1 \
-	|| e2e_fail "pgbench -T 5 on the primary failed (see primary-pgbench.log above)"
-grep -E "^number of transactions actually processed|^tps" "$E2E_TMP/logs/primary-pgbench.log" | sed 's/^/    pgbench: /'
-e2e_sql primary walguard_test "
-	CREATE TABLE marker_rows (id integer PRIMARY KEY, marker text NOT NULL);
-	INSERT INTO marker_rows SELECT g, '$marker-' || g FROM generate_series(1, 10000) AS g;" \
-	>/dev/null || e2e_fail "creating marker_rows on the primary failed"
+e2e_write_test_rows "$marker"
 primary_lsn=$(e2e_sql primary postgres "SELECT pg_current_wal_lsn()")
 echo "    primary WAL position after the writes: $primary_lsn"
 
