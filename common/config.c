@@ -672,10 +672,6 @@ static void config_set_interface_key(struct parse_state *state, enum interface_k
 		config->rekey_after_records = number;
 		break;
 	case INTERFACE_USER:
-		if (value[0] == '\0') {
-			config_error(state, state->line, "[interface] key '%s': empty (expected a user name)", name);
-			break;
-		}
 		config->user = strdup(value);
 		if (config->user == NULL)
 			config_error(state, state->line, "[interface] key '%s': out of memory", name);

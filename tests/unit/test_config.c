@@ -119,6 +119,69 @@ static void assert_address(const struct sockaddr_storage *address, const char *e
 
 /* ---- Valid files ---- */
 
+static void timers_and_privileges_parse(void **unused)
+{
+	struct parse parse;
+
+	assert_parses(&parse, INTERFACE
+		      "keepalive_interval = 1s\n"
+		      "keepalive_timeout = 3500ms\n"
+		      "rekey_interval = 1s\n"
+		      "rekey_after_records = 100\n"
+		      "connect_timeout = 0\n"
+		      "dial_backoff_max = 2m\n"
+		      "shutdown_grace = 0s\n"
+		      "user = walguard\n"
+		      "chroot = /var/empty\n"
+		      "[peer a]\npublic_key = " KEY_A "\n");
+	assert_int_equal(parse.config.keepalive_interval_ms, 1000);
+	assert_int_equal(parse.config.keepalive_timeout_ms, 3500);
+	assert_int_equal(parse.config.rekey_interval_ms, 1000);
+	assert_int_equal(parse.config.rekey_after_records, 100);
+	assert_int_equal(parse.config.connect_timeout_ms, 0);
+	assert_int_equal(parse.config.dial_backoff_max_ms, 120000);
+	assert_int_equal(parse.config.shutdown_grace_ms, 0);
+	assert_string_equal(parse.config.user, "walguard");
+	assert_string_equal(parse.config.chroot_dir, "/var/empty");
+	parse_free(&parse);
+}
+
+static void timer_values_out_of_range_rejected(void **unused)
+{
+	static const struct {
+		const char *line;
+		const char *prefix;
+		const char *phrase;
+	} cases[] = {
+		{ "keepalive_interval = 50ms", "[interface] key 'keepalive_interval': ", "out of range (expected 100ms to 60m)" },
+		{ "keepalive_timeout = 61m", "[interface] key 'keepalive_timeout': ", "out of range" },
+		{ "rekey_interval = soon", "[interface] key 'rekey_interval': ", "invalid duration" },
+		{ "rekey_after_records = 0", "[interface] key 'rekey_after_records': ", "invalid count" },
+		{ "rekey_after_records = 1099511627777", "[interface] key 'rekey_after_records': ", "invalid count" },
+		{ "connect_timeout = 11m", "[interface] key 'connect_timeout': ", "out of range (expected 0 to 10m)" },
+		{ "dial_backoff_max = 0", "[interface] key 'dial_backoff_max': ", "out of range" },
+		{ "shutdown_grace = -1s", "[interface] key 'shutdown_grace': ", "invalid duration" },
+		{ "user =", "[interface] key 'user': ", "empty value" },
+		{ "chroot = var/empty", "[interface] key 'chroot': ", "not an absolute path" },
+	};
+	char text[512];
+	char prefix[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), INTERFACE "%s\n[peer a]\npublic_key = " KEY_A "\n", cases[i].line);
+		snprintf(prefix, sizeof(prefix), "primary.conf:4: %s", cases[i].prefix);
+		assert_one_error(text, prefix, cases[i].phrase);
+	}
+}
+
+static void keepalive_timeout_must_exceed_interval(void **unused)
+{
+	assert_one_error(INTERFACE "keepalive_interval = 5s\nkeepalive_timeout = 5s\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:5: [interface] key 'keepalive_timeout': ", "not longer than keepalive_interval");
+	assert_one_error(INTERFACE "keepalive_interval = 40s\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:1: [interface] key 'keepalive_timeout': ", "not longer than keepalive_interval");
+}
+
 static void full_example_parses(void **unused)
 {
 	const char *text =
@@ -189,6 +252,15 @@ static void defaults_applied(void **unused)
 	assert_int_equal(parse.config.log_level, LOG_INFO);
 	assert_int_equal(parse.config.handshake_timeout_ms, CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
 	assert_int_equal(parse.config.max_connections_per_peer, CONFIG_DEFAULT_MAX_CONNECTIONS_PER_PEER);
+	assert_int_equal(parse.config.keepalive_interval_ms, CONFIG_DEFAULT_KEEPALIVE_INTERVAL_MS);
+	assert_int_equal(parse.config.keepalive_timeout_ms, CONFIG_DEFAULT_KEEPALIVE_TIMEOUT_MS);
+	assert_int_equal(parse.config.rekey_interval_ms, CONFIG_DEFAULT_REKEY_INTERVAL_MS);
+	assert_int_equal(parse.config.rekey_after_records, CONFIG_DEFAULT_REKEY_AFTER_RECORDS);
+	assert_int_equal(parse.config.connect_timeout_ms, CONFIG_DEFAULT_CONNECT_TIMEOUT_MS);
+	assert_int_equal(parse.config.dial_backoff_max_ms, CONFIG_DEFAULT_DIAL_BACKOFF_MAX_MS);
+	assert_int_equal(parse.config.shutdown_grace_ms, CONFIG_DEFAULT_SHUTDOWN_GRACE_MS);
+	assert_null(parse.config.user);
+	assert_null(parse.config.chroot_dir);
 
 	peer = &parse.config.peers[0];
 	assert_null(peer->preshared_key_file);
@@ -1093,6 +1165,9 @@ int main(void)
 	const struct CMUnitTest parse_tests[] = {
 		cmocka_unit_test(full_example_parses),
 		cmocka_unit_test(defaults_applied),
+		cmocka_unit_test(timers_and_privileges_parse),
+		cmocka_unit_test(timer_values_out_of_range_rejected),
+		cmocka_unit_test(keepalive_timeout_must_exceed_interval),
 		cmocka_unit_test(outbound_only_peer),
 		cmocka_unit_test(several_peers_in_order),
 		cmocka_unit_test(relative_paths_resolved),
