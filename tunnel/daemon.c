@@ -112,6 +112,30 @@ static void daemon_finish_stop(struct daemon *daemon)
 	uv_close((uv_handle_t *)&daemon->grace_timer, NULL);
 	uv_close((uv_handle_t *)&daemon->sigterm, NULL);
 	uv_close((uv_handle_t *)&daemon->sigint, NULL);
+	uv_close((uv_handle_t *)&daemon->sigusr1, NULL);
+}
+
+static void log_status(struct daemon *daemon, const char *event)
+{
+	const struct daemon_counters *counters = &daemon->counters;
+
+	log_event(LOG_INFO, event,
+		  "connections=%zu pending_handshakes=%u handshakes_completed=%llu handshakes_rejected=%llu "
+		  "handshakes_rate_limited=%llu handshakes_evicted=%llu dials_failed=%llu "
+		  "connections_opened=%llu connections_reset=%llu rejections_not_logged=%llu",
+		  count_forwards(daemon), (unsigned)daemon->pending_handshakes,
+		  (unsigned long long)counters->handshakes_completed,
+		  (unsigned long long)counters->handshakes_rejected,
+		  (unsigned long long)counters->handshakes_rate_limited,
+		  (unsigned long long)counters->handshakes_evicted, (unsigned long long)counters->dials_failed,
+		  (unsigned long long)counters->connections_opened,
+		  (unsigned long long)counters->connections_reset,
+		  (unsigned long long)daemon->rejected_log.suppressed);
+}
+
+static void on_status_signal(uv_signal_t *handle, int signal_number)
+{
+	log_status(handle->data, "status");
 }
 
 void daemon_forward_removed(struct daemon *daemon)
@@ -181,6 +205,9 @@ static int daemon_start(struct daemon *daemon)
 	daemon->sigint.data = daemon;
 	uv_signal_start(&daemon->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&daemon->sigint, on_signal, SIGINT);
+	uv_signal_init(daemon->loop, &daemon->sigusr1);
+	daemon->sigusr1.data = daemon;
+	uv_signal_start(&daemon->sigusr1, on_status_signal, SIGUSR1);
 
 	daemon->peers = calloc(config->peer_count, sizeof(*daemon->peers));
 	if (daemon->peers == NULL)
@@ -273,6 +300,7 @@ int daemon_run(struct config *config)
 	}
 
 	uv_run(daemon.loop, UV_RUN_DEFAULT);
+	log_status(&daemon, "final_status");
 	uv_loop_close(daemon.loop);
 	free(daemon.peers);
 	free(daemon.failed_handshakes);

@@ -36,6 +36,17 @@
 
 struct daemon;
 
+/* Totals since start, logged on SIGUSR1 and at stop. */
+struct daemon_counters {
+	uint64_t handshakes_completed;	/* as responder or initiator */
+	uint64_t handshakes_rejected;	/* responder: every refused initiation, rate-limited ones too */
+	uint64_t handshakes_rate_limited; /* responder: refused before any DH work */
+	uint64_t handshakes_evicted;	/* responder: pending ones closed to make room */
+	uint64_t dials_failed;		/* initiator */
+	uint64_t connections_opened;
+	uint64_t connections_reset;	/* closed because of an error or reset */
+};
+
 struct peer {
 	struct daemon *daemon;
 	const struct config_peer *config;
@@ -74,6 +85,7 @@ struct daemon {
 	uv_tcp_t tunnel_listener;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
+	uv_signal_t sigusr1;
 
 	bool stopping;
 	uv_timer_t grace_timer;
@@ -81,6 +93,7 @@ struct daemon {
 	uint64_t next_connection_id;
 	struct log_ratelimit rejected_log;
 	struct ratelimit *failed_handshakes;
+	struct daemon_counters counters;
 
 	/* So that a stop can close them: forwarded connections, and tunnel
 	 * connections whose handshake has not finished. */

@@ -136,6 +136,8 @@ static void forward_close(struct forward *forward, bool reset, const char *reaso
 	if (forward->closing)
 		return;
 	forward->closing = true;
+	if (reset)
+		forward->daemon->counters.connections_reset++;
 
 	log_event(reset ? LOG_WARN : LOG_INFO, "connection_closed",
 		  "peer=%s addr=%s conn=%llu local=%s sent=%llu received=%llu duration_ms=%llu reason=\"%s\"",
@@ -365,6 +367,7 @@ static void start_forwarding(struct forward *forward)
 {
 	struct channel *channel = forward->channel;
 
+	forward->daemon->counters.connections_opened++;
 	forward->local_connected = true;
 	uv_tcp_nodelay(&forward->local, 1);
 	local_read_start(forward);

@@ -243,6 +243,7 @@ static void dial_fail(struct tcp_channel *channel, const char *reason)
 	struct peer *peer = channel->peer;
 	uint64_t suppressed;
 
+	channel->daemon->counters.dials_failed++;
 	if (log_ratelimit_allow(&peer->dial_log, daemon_now_ms(channel->daemon), &suppressed))
 		log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu suppressed=%llu error=\"%s\"",
 			  peer->name, channel->address, (unsigned long long)channel->id,
@@ -521,6 +522,7 @@ static void channel_open_responder(struct tcp_channel *channel)
 	pending_remove(channel);
 	channel->state = TCP_CHANNEL_OPEN;
 	channel_start_ticks(channel);
+	channel->daemon->counters.handshakes_completed++;
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=responder",
 		  peer->name, channel->address, (unsigned long long)channel->id);
 	/* From here the forward owns the channel and the connection count. */
@@ -553,6 +555,7 @@ static void handle_initiation(struct tcp_channel *channel)
 	sodium_memzero(&handshake, sizeof(handshake));
 	if (!ratelimit_check(daemon->failed_handshakes, channel->source, now_ms)) {
 		rejection = "too many failed handshakes from this address";
+		daemon->counters.handshakes_rate_limited++;
 		goto out;
 	}
 
@@ -608,8 +611,10 @@ charge:
 out:
 	noise_handshake_wipe(&handshake);
 	sodium_memzero(ephemeral, sizeof(ephemeral));
-	if (rejection != NULL)
+	if (rejection != NULL) {
+		daemon->counters.handshakes_rejected++;
 		channel_reject(channel, rejection);
+	}
 }
 
 static void handle_response(struct tcp_channel *channel)
@@ -638,6 +643,7 @@ static void handle_response(struct tcp_channel *channel)
 	}
 	channel->state = TCP_CHANNEL_OPEN;
 	channel_start_ticks(channel);
+	channel->daemon->counters.handshakes_completed++;
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=initiator",
 		  peer_name(channel), channel->address, (unsigned long long)channel->id);
 	if (channel_send_control(channel, FRAME_OPEN) != 0)
@@ -1013,6 +1019,7 @@ void tcp_channel_accept(struct daemon *daemon, uv_stream_t *listener)
 
 		while (oldest->pending_next != NULL)
 			oldest = oldest->pending_next;
+		daemon->counters.handshakes_evicted++;
 		channel_reject(oldest, "evicted: too many pending handshakes");
 	}
 
