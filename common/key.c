@@ -21,6 +21,12 @@ static bool key_is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+static bool key_is_base64(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/' || c == '=';
+}
+
 int key_decode(uint8_t key[KEY_LEN], const char *text, size_t len, const char **error)
 {
 	/* One byte more than a key, so that a 33-byte decode is detected. */
@@ -51,6 +57,17 @@ int key_decode(uint8_t key[KEY_LEN], const char *text, size_t len, const char **
 			 KEY_BASE64_LEN, KEY_LEN, end - start);
 		*error = decode_message;
 		goto out;
+	}
+	/*
+	 * libsodium 1.0.18 decodes every byte from 0x80 up as '/' instead of
+	 * failing, so the alphabet is checked here first. Where '=' may stand
+	 * is left to libsodium.
+	 */
+	for (size_t i = start; i < end; i++) {
+		if (!key_is_base64(text[i])) {
+			*error = "not valid base64";
+			goto out;
+		}
 	}
 	if (sodium_base642bin(decoded, sizeof(decoded), text + start, end - start, NULL,
 			      &decoded_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {

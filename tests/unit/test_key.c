@@ -146,6 +146,21 @@ static void decode_rejects_non_base64(void **unused)
 			"not valid base64");
 }
 
+static void decode_rejects_bytes_above_ascii(void **unused)
+{
+	char text[] = COUNTING_KEY_TEXT;
+	const char *error;
+
+	/* libsodium 1.0.18 decodes each of these bytes as '/' instead of failing. */
+	for (int c = 0x80; c <= 0xff; c++) {
+		text[10] = (char)c;
+		error = decode_error(text);
+		if (error == NULL)
+			fail_msg("byte 0x%02x accepted as a base64 character", c);
+		assert_contains(error, "not valid base64");
+	}
+}
+
 static void decode_rejects_wrong_padding(void **unused)
 {
 	/* '=' in the middle. */
@@ -409,6 +424,7 @@ int main(void)
 		cmocka_unit_test(decode_rejects_wrong_length),
 		cmocka_unit_test(decode_rejects_empty),
 		cmocka_unit_test(decode_rejects_non_base64),
+		cmocka_unit_test(decode_rejects_bytes_above_ascii),
 		cmocka_unit_test(decode_rejects_wrong_padding),
 		cmocka_unit_test(decode_rejects_33_bytes),
 	};
