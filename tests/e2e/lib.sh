@@ -30,6 +30,12 @@ E2E_TUNNEL_PORT=5434
 # server runs under timeout(1) so that no step can hang the run.
 E2E_SQL_TIMEOUT=${E2E_SQL_TIMEOUT:-30}
 E2E_BASEBACKUP_TIMEOUT=${E2E_BASEBACKUP_TIMEOUT:-90}
+# libpq's connect_timeout for clients that connect through the tunnel.
+E2E_CONNECT_TIMEOUT=${E2E_CONNECT_TIMEOUT:-10}
+# How long e2e_daemon_stop waits after SIGTERM before it sends KILL: more
+# than walguard's default shutdown_grace of 10 s, which open connections
+# such as the walreceiver's get to finish.
+E2E_DAEMON_STOP_TIMEOUT=${E2E_DAEMON_STOP_TIMEOUT:-15}
 
 E2E_NAME=""
 E2E_TMP=""
@@ -480,7 +486,7 @@ e2e_psql_from_standby() {
 	local user=$1 conninfo=$2 sql=$3
 	local password
 	password=$(cat "$E2E_TMP/$user.password")
-	e2e_as_postgres standby env PGPASSWORD="$password" PGCONNECT_TIMEOUT=5 \
+	e2e_as_postgres standby env PGPASSWORD="$password" PGCONNECT_TIMEOUT="$E2E_CONNECT_TIMEOUT" \
 		timeout "$E2E_SQL_TIMEOUT" "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
 		-d "$conninfo user=$user" -c "$sql"
 }
@@ -492,7 +498,7 @@ e2e_pg_basebackup() {
 	local conninfo="host=127.0.0.1 port=$E2E_FORWARD_PORT user=replicator sslmode=disable"
 	local password
 	password=$(cat "$E2E_TMP/replicator.password")
-	e2e_as_postgres standby env PGPASSWORD="$password" PGCONNECT_TIMEOUT=10 \
+	e2e_as_postgres standby env PGPASSWORD="$password" PGCONNECT_TIMEOUT="$E2E_CONNECT_TIMEOUT" \
 		timeout "$E2E_BASEBACKUP_TIMEOUT" "$PG_BIN/pg_basebackup" \
 		-D "$(e2e_pg_data_dir standby)" -d "$conninfo" \
 		-R -X stream -c fast --no-sync --progress --verbose \
@@ -679,13 +685,14 @@ e2e_daemon_alive() {
 	kill -0 "${E2E_DAEMON_PIDS[$1]}" 2>/dev/null
 }
 
-# Stop NODE's daemon with SIGTERM and return its exit status (KILL after 5 s).
+# Stop NODE's daemon with SIGTERM and return its exit status. Sends KILL
+# after E2E_DAEMON_STOP_TIMEOUT seconds, which makes the status 137.
 e2e_daemon_stop() {
 	local node=$1
 	local pid=${E2E_DAEMON_PIDS[$node]}
 	local try status
 	kill -TERM "$pid" 2>/dev/null
-	for try in $(seq 50); do
+	for try in $(seq $((E2E_DAEMON_STOP_TIMEOUT * 10))); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -31,7 +31,11 @@ STANDBY_FAIL_PATTERN=" event=handshake_failed (.* )?peer=primary (.* )?addr=${E2
 # message with a 12-byte timestamp payload (32 + 48 + 28).
 INITIATION_LEN=112
 
-E2E_BASEBACKUP_TIMEOUT=30
+# Clients wait while the standby's daemon retries the handshake, and the
+# daemon resets them after its connect_timeout (10 s by default). Give
+# libpq longer than that, so the test sees the daemon's reset.
+E2E_CONNECT_TIMEOUT=25
+E2E_BASEBACKUP_TIMEOUT=40
 
 e2e_init wrong_key
 e2e_start_watchdog 170
@@ -75,6 +79,8 @@ seconds=$(awk -v start="$start" -v now="$EPOCHREALTIME" 'BEGIN { printf "%.1f", 
 	|| e2e_fail "pg_basebackup through the tunnel hung for $E2E_BASEBACKUP_TIMEOUT s instead of failing"
 echo "    pg_basebackup failed after $seconds s with status $status:"
 grep -i "error" "$E2E_TMP/logs/standby-basebackup.log" | head -n 3 | sed 's/^/      /'
+grep -q "server closed the connection unexpectedly" "$E2E_TMP/logs/standby-basebackup.log" \
+	|| e2e_fail "pg_basebackup did not fail by the standby's daemon closing its connection (expected libpq's 'server closed the connection unexpectedly' within $E2E_CONNECT_TIMEOUT s)"
 
 data_dir=$(e2e_pg_data_dir standby)
 if [ -e "$data_dir" ]; then
@@ -89,6 +95,10 @@ if result=$(e2e_psql_from_standby app "$tunnel" "SELECT 1" 2>&1); then
 	e2e_fail "psql through the tunnel succeeded with a wrong key pinned (output: $result)"
 fi
 echo "    psql failed as expected: $(printf '%s' "$result" | head -n 1)"
+case "$result" in
+*"server closed the connection unexpectedly"*) ;;
+*) e2e_fail "psql did not fail by the standby's daemon closing its connection within $E2E_CONNECT_TIMEOUT s: $result" ;;
+esac
 
 e2e_step "the daemons' logs must say why"
 primary_log=$(e2e_daemon_log primary)
