@@ -33,7 +33,7 @@ INITIATION_LEN=112
 
 # Clients wait while the standby's daemon retries the handshake, and the
 # daemon resets them after its connect_timeout (10 s by default). Give
-# libpq longer than that, so the test sees the daemon's reset.
+# libpq longer than that, so the test observes the daemon's reset.
 E2E_CONNECT_TIMEOUT=25
 E2E_BASEBACKUP_TIMEOUT=40
 
