@@ -80,8 +80,30 @@ endpoint = 127.0.0.1:$tunnel_port
 forward_listen = 127.0.0.1:$forward_port
 EOF
 
-python3 "$root/tests/e2e/tools/sink.py" --listen "127.0.0.1:$sink_port" --directory "$work" --echo \
-	--lifetime 120 &
+python3 - "$sink_port" <<'EOF' &
+# An echo server on loopback for the tunnel's forward_target; it stops by itself.
+import socket, sys, threading
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(128)
+server.settimeout(120)
+
+def echo(conn):
+    with conn:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+
+while True:
+    try:
+        conn, _ = server.accept()
+    except OSError:
+        break
+    threading.Thread(target=echo, args=(conn,), daemon=True).start()
+EOF
 pids+=($!)
 "$walguard" --config responder.conf 2>responder.log &
 responder_pid=$!
@@ -89,10 +111,17 @@ pids+=("$responder_pid")
 "$walguard" --config initiator.conf 2>initiator.log &
 pids+=($!)
 
-for _ in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$forward_port") 2>/dev/null && break
-	sleep 0.1
-done
+wait_for_port() {	# wait_for_port PORT
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+wait_for_port "$sink_port" || fail "echo server did not start"
+wait_for_port "$forward_port" || fail "initiator did not start listening"
 
 # The flood: slow half-open connections from 127.0.0.2 that send one byte
 # of a valid-looking initiation header a second, and a burst of full-size

@@ -79,7 +79,7 @@ forward_listen = 127.0.0.1:$forward_port
 EOF
 
 wait_for_port() {	# wait_for_port PORT
-	for _ in $(seq 50); do
+	for _ in $(seq 100); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
 			return 0
 		fi
@@ -104,8 +104,30 @@ grep -q "event=privileges_failed chroot=$work/no-such-folder" bad-chroot.log ||
 	fail "no privileges_failed line naming the chroot folder: $(cat bad-chroot.log)"
 
 # The real run.
-python3 "$root/tests/e2e/tools/sink.py" --listen "127.0.0.1:$sink_port" --directory "$work" --echo \
-	--lifetime 60 &
+python3 - "$sink_port" <<'EOF' &
+# An echo server on loopback for the tunnel's forward_target; it stops by itself.
+import socket, sys, threading
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(128)
+server.settimeout(120)
+
+def echo(conn):
+    with conn:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+
+while True:
+    try:
+        conn, _ = server.accept()
+    except OSError:
+        break
+    threading.Thread(target=echo, args=(conn,), daemon=True).start()
+EOF
 pids+=($!)
 write_responder_config "$user" "$work/jail"
 "$walguard" --config responder.conf 2>responder.log &
