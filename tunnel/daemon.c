@@ -53,7 +53,7 @@ static void on_tunnel_connection(uv_stream_t *listener, int status)
 	if (status < 0) {
 		uint64_t suppressed;
 
-		/* EMFILE and friends: libuv drops the connection; say so, rate-limited. */
+		/* On EMFILE and similar errors libuv drops the connection, so log it, rate-limited. */
 		if (log_ratelimit_allow(&daemon->rejected_log, daemon_now_ms(daemon), &suppressed))
 			log_event(LOG_WARN, "accept_failed", "listener=tunnel suppressed=%llu error=\"%s\"",
 				  (unsigned long long)suppressed, uv_strerror(status));
@@ -250,8 +250,8 @@ static int daemon_start(struct daemon *daemon)
 }
 
 /*
- * Each forwarded connection takes two descriptors on each host, and the
- * usual soft limit of 1024 would cap a daemon near 500 connections; the
+ * Each forwarded connection takes two descriptors on each host, so the
+ * usual soft limit of 1024 would cap a daemon near 500 connections. The
  * hard limit is the administrator's real bound.
  */
 static void raise_descriptor_limit(void)

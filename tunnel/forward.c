@@ -127,9 +127,9 @@ static void on_handle_closed(uv_handle_t *handle)
 }
 
 /*
- * Close both ends. With reset the local socket is closed with RST and the
- * other daemon is told, so that no side mistakes a failure for a clean
- * end of stream.
+ * Close both ends. With reset, the local socket is closed with RST and the
+ * other daemon receives RESET, so that no side mistakes a failure for a
+ * clean end of stream.
  */
 static void forward_close(struct forward *forward, bool reset, const char *reason)
 {
@@ -585,7 +585,7 @@ void forward_start_responder(struct peer *peer, struct channel *channel, uint64_
 	channel->owner = forward;
 	snprintf(forward->peer_address, sizeof(forward->peer_address), "%s", address);
 
-	/* Hold the client's first bytes in the kernel until the target answers. */
+	/* Leave the client's first bytes in the kernel until the target connection is up. */
 	channel->ops->pause(channel);
 
 	if (uv_ip4_addr(target->host, target->port, (struct sockaddr_in *)&literal) == 0 ||
