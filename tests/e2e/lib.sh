@@ -85,7 +85,11 @@ e2e_init() {
 	trap 'e2e_on_signal INT' INT
 	trap 'e2e_on_signal TERM' TERM
 
-	E2E_TMP=$(mktemp -d /tmp/walguard-e2e.XXXXXX)
+	if ! id postgres >/dev/null 2>&1; then
+		e2e_fail "user postgres not found; install postgresql-15 (scripts/install-deps.sh)"
+	fi
+
+	E2E_TMP=$(mktemp -d "/tmp/walguard-e2e.$$.XXXXXX")
 	# The postgres user must reach the data and socket dirs inside.
 	chmod 0755 "$E2E_TMP"
 	mkdir -p "$E2E_TMP/logs" "$E2E_TMP/pg" "$E2E_TMP/keys" "$E2E_TMP/config"
