@@ -93,6 +93,8 @@ echo "== Installing missing packages (scripts/install-deps.sh)"
 build=${WALGUARD_BUILD:-$repo_root/build}
 echo "== Building walguard into $build"
 build_log=$(mktemp /tmp/walguard-demo-build.XXXXXX)
+# e2e_init below replaces this trap with the full cleanup.
+trap 'rm -f "$build_log"' EXIT
 if [ ! -f "$build/build.ninja" ] && ! meson setup "$build" "$repo_root" >"$build_log" 2>&1; then
 	cat "$build_log" >&2
 	rm -f "$build_log"
