@@ -31,6 +31,7 @@ struct forward {
 
 	struct channel *channel;	/* NULL once closed */
 	uint8_t *block;			/* read buffer for local, CHANNEL_BLOCK_SIZE */
+	size_t early_len;		/* initiator: client bytes read before the tunnel opened */
 
 	bool local_connected;
 	bool local_reading;
@@ -180,7 +181,8 @@ static void on_local_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buff
 		*buffer = uv_buf_init(NULL, 0);
 		return;
 	}
-	*buffer = uv_buf_init((char *)forward->block + CHANNEL_HEADROOM, CHANNEL_MAX_BODY_LEN);
+	*buffer = uv_buf_init((char *)forward->block + CHANNEL_HEADROOM + forward->early_len,
+			      (unsigned int)(CHANNEL_MAX_BODY_LEN - forward->early_len));
 }
 
 static void local_read_stop(struct forward *forward)
@@ -201,6 +203,30 @@ static void local_read_start(struct forward *forward)
 	uv_read_start((uv_stream_t *)&forward->local, on_local_alloc, on_local_read);
 }
 
+/*
+ * Initiator, while dials go on: the client is read so that its leaving is
+ * noticed, and its first bytes wait in the block (up to one block, then
+ * reading stops) until the tunnel opens.
+ */
+static void handle_early_read(struct forward *forward, ssize_t nread)
+{
+	if (nread == UV_EOF) {
+		forward_close(forward, false, "client left before the tunnel opened");
+		return;
+	}
+	if (nread < 0) {
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "local connection failed before the tunnel opened: %s",
+			 uv_strerror((int)nread));
+		forward_close(forward, true, reason);
+		return;
+	}
+	forward->early_len += (size_t)nread;
+	if (forward->early_len == CHANNEL_MAX_BODY_LEN)
+		local_read_stop(forward);
+}
+
 static void on_local_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buffer)
 {
 	struct forward *forward = stream->data;
@@ -208,7 +234,13 @@ static void on_local_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
 	bool taken;
 	int result;
 
-	if (forward->closing || channel == NULL)
+	if (forward->closing)
+		return;
+	if (forward->initiator && !forward->opened) {
+		handle_early_read(forward, nread);
+		return;
+	}
+	if (channel == NULL)
 		return;
 	if (nread == UV_ENOBUFS) {
 		forward_close(forward, true, "out of memory");
@@ -370,6 +402,19 @@ static void start_forwarding(struct forward *forward)
 	forward->daemon->counters.connections_opened++;
 	forward->local_connected = true;
 	uv_tcp_nodelay(&forward->local, 1);
+	if (forward->early_len > 0) {
+		size_t len = forward->early_len;
+		bool taken;
+		int result;
+
+		forward->bytes_to_channel += len;
+		forward->early_len = 0;
+		result = channel->ops->send_data(channel, forward->block, len, &taken);
+		if (taken)
+			forward->block = NULL;
+		if (result != 0 || forward->channel == NULL)
+			return;
+	}
 	local_read_start(forward);
 	channel->ops->resume(channel);
 }
@@ -402,8 +447,13 @@ static void on_retry_timer(uv_timer_t *timer)
 {
 	struct forward *forward = timer->data;
 
-	if (!forward->closing)
-		forward_dial(forward);
+	if (forward->closing)
+		return;
+	if (forward->daemon->stopping) {
+		forward_close(forward, true, "daemon stopping before the tunnel opened");
+		return;
+	}
+	forward_dial(forward);
 }
 
 /* Dial now, or when the peer's backoff allows. */
@@ -495,8 +545,8 @@ void forward_accept_local(struct peer *peer, uv_stream_t *listener)
 		return;
 	}
 
-	/* The client is not read until the tunnel is open: nothing is buffered meanwhile. */
 	forward->local_connected = true;
+	local_read_start(forward);
 	forward_schedule_dial(forward);
 }
 
