@@ -1,6 +1,8 @@
 /*
- * libFuzzer target: a stream of transport records from the tunnel, parsed
- * the way the daemon parses its receive buffer.
+ * libFuzzer target: a stream of transport records from the tunnel, opened
+ * the way tunnel/tcp_channel.c opens its receive buffer (see
+ * fuzz_open_records()). Each input is opened twice, from counter 0 and from
+ * FUZZ_FRAME_NEAR_LIMIT_NONCE, so that the nonce limit is reached too.
  */
 #include <sodium.h>
 #include <stdint.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "fuzz_support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -17,32 +20,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return sodium_init() < 0 ? -1 : 0;
 }
 
+/* frame_open() works in place, so each pass gets its own copy. */
+static void open_stream(const uint8_t *data, size_t size, uint64_t first_nonce)
+{
+	struct noise_cipher receive;
+	uint8_t *rx;
+
+	rx = malloc(size > 0 ? size : 1);
+	if (rx == NULL)
+		return;
+	memcpy(rx, data, size);
+	fuzz_frame_cipher(&receive, first_nonce);
+
+	fuzz_open_records(&receive, rx, size);
+
+	noise_cipher_wipe(&receive);
+	free(rx);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct noise_cipher receive = { .nonce = 0, .has_key = true };
-	uint8_t *copy;
-	size_t offset = 0;
-
-	memset(receive.key, 0x11, sizeof(receive.key));
-	copy = malloc(size + 1);
-	if (copy == NULL)
-		return 0;
-	memcpy(copy, data, size);
-
-	while (offset < size) {
-		enum frame_type type;
-		uint8_t *body;
-		size_t body_len;
-		size_t record_len;
-
-		if (frame_record_length(copy + offset, size - offset, &record_len) != FRAME_OK)
-			break;
-		if (record_len > size - offset)
-			break;
-		if (frame_open(&receive, copy + offset, record_len, &type, &body, &body_len) != FRAME_OK)
-			break;
-		offset += record_len;
-	}
-	free(copy);
+	open_stream(data, size, 0);
+	open_stream(data, size, FUZZ_FRAME_NEAR_LIMIT_NONCE);
 	return 0;
 }
