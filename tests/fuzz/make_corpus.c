@@ -203,7 +203,7 @@ static size_t seeds_add_handshake(struct seed **seeds, size_t count)
 	seed = seeds[count++] = seed_new("handshake/response-valid.bin");
 	seed_append(seed, messages.response, WIRE_RESPONSE_LEN);
 
-	/* Records that arrive in the same read as the response. */
+	/* The records that follow the response on the connection. */
 	seed = seeds[count++] = seed_new("handshake/response-then-records.bin");
 	seed_append(seed, messages.response, WIRE_RESPONSE_LEN);
 	seed_append_record(seed, &messages.responder_send, FRAME_DATA, body, sizeof(body) - 1);
