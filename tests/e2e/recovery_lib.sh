@@ -42,6 +42,12 @@ REC_NETNS_FILES=()
 REC_NETNS_DIRS=()
 REC_MADE_ETC_NETNS=0
 
+# A connection_closed line for a tunnel connection that the daemon gave up
+# on because nothing came back: its own keepalive_timeout
+# (event=tunnel_timeout), or the kernel's TCP_USER_TIMEOUT, which the
+# daemon sets to the same value, whichever fires first.
+REC_DEAD_PATH_CLOSE='event=connection_closed .*reason="(nothing received for|tunnel read failed: connection timed out|write to tunnel failed: connection timed out)'
+
 REC_PGBENCH_PID=""
 REC_PGBENCH_LOG=""
 REC_PGBENCH_RUNS=0
