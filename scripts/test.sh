@@ -1,7 +1,8 @@
 #!/bin/bash
 # Install what is missing, build, and run every test: the unit tests through
-# meson, then each end-to-end script in tests/e2e. Run as root on Debian 12
-# (the end-to-end tests make network namespaces and start PostgreSQL).
+# meson, each libFuzzer target for WALGUARD_FUZZ_SECONDS (default 60), then
+# each end-to-end script in tests/e2e. Run as root on Debian 12 (the
+# end-to-end tests make network namespaces and start PostgreSQL).
 #
 # The last line is the result: "N passed, N failed" (and ", N skipped").
 set -u
@@ -9,6 +10,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="${WALGUARD_BUILD:-$root/build}"
 e2e_timeout="${WALGUARD_E2E_TIMEOUT:-300}"
+fuzz_seconds="${WALGUARD_FUZZ_SECONDS:-60}"
 cd "$root" || exit 1
 
 passed=0
@@ -67,6 +69,19 @@ for line in open(sys.argv[1]):
     entry = json.loads(line)
     print(entry["name"].split(" / ")[-1], entry["result"])
 ' "$build/meson-logs/testlog.json")
+
+# Each fuzz target prints "PASS fuzz NAME" or "FAIL fuzz NAME: ..."; a
+# build failure prints neither, so it counts as one failure of its own.
+echo "== fuzz (${fuzz_seconds}s per target)"
+fuzz_lines=0
+while IFS= read -r line; do
+	echo "$line"
+	case "$line" in
+	"PASS fuzz "*) record "${line#PASS }" 0; fuzz_lines=$((fuzz_lines + 1)) ;;
+	"FAIL fuzz "*) name=${line#FAIL }; record "${name%%:*}" 1; fuzz_lines=$((fuzz_lines + 1)) ;;
+	esac
+done < <("$root/scripts/fuzz.sh" "$fuzz_seconds" 2>&1)
+[ "$fuzz_lines" -gt 0 ] || record "fuzz build" 1
 
 for script in tests/e2e/*.sh; do
 	name=$(basename "$script" .sh)
