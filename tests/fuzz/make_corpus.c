@@ -197,6 +197,18 @@ static size_t seeds_add_handshake(struct seed **seeds, size_t count)
 	seed_append(seed, messages.initiation, WIRE_INITIATION_LEN);
 	seed->data[WIRE_HANDSHAKE_HEADER_LEN + NOISE_KEY_LEN + 3] ^= 0x10;
 
+	/*
+	 * An all-zero ephemeral key is a low-order point, so the first DH
+	 * fails before any decryption, in the initiation and in the response.
+	 */
+	seed = seeds[count++] = seed_new("handshake/initiation-zero-ephemeral.bin");
+	seed_append(seed, messages.initiation, WIRE_INITIATION_LEN);
+	memset(seed->data + WIRE_HANDSHAKE_HEADER_LEN, 0, NOISE_KEY_LEN);
+
+	seed = seeds[count++] = seed_new("handshake/response-zero-ephemeral.bin");
+	seed_append(seed, messages.response, WIRE_RESPONSE_LEN);
+	memset(seed->data + WIRE_HANDSHAKE_HEADER_LEN, 0, NOISE_KEY_LEN);
+
 	seed = seeds[count++] = seed_new("handshake/initiation-truncated.bin");
 	seed_append(seed, messages.initiation, WIRE_INITIATION_LEN - 1);
 
