@@ -6,6 +6,8 @@
 #
 # A run that uses rec_netns_file also leaves files in /etc/netns; the
 # teardown of lib.sh is wrapped below so that they go on every exit path.
+# With REC_SAVE_LOGS=DIR in the environment, the teardown first copies
+# the run's logs into DIR, which it creates.
 
 # shellcheck shell=bash
 
@@ -72,6 +74,9 @@ rec_init() {
 eval "rec_lib_cleanup() $(declare -f e2e_cleanup | tail -n +2)"
 
 e2e_cleanup() {
+	if [ -n "${REC_SAVE_LOGS:-}" ] && [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP/logs" ]; then
+		mkdir -p "$REC_SAVE_LOGS" && cp -r "$E2E_TMP/logs/." "$REC_SAVE_LOGS/"
+	fi
 	rec_cleanup_netns_files
 	rec_lib_cleanup
 }
