@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -403,15 +404,14 @@ static void on_handshake_timeout(uv_timer_t *timer)
 }
 
 /*
- * Detect a dead path even while this side is not reading: kernel
- * keepalive probes after keepalive_interval of silence, and
- * TCP_USER_TIMEOUT for data that stays unacknowledged for
- * keepalive_timeout.
+ * Kernel keepalive probes after keepalive_interval of silence watch an
+ * idle path. TCP_USER_TIMEOUT is not set: Linux counts the time a slow
+ * reader keeps a zero window against it and would cut a healthy but
+ * slow connection; on_tick() checks acknowledgements instead.
  */
 static void set_socket_options(struct tcp_channel *channel)
 {
 	const struct config *config = channel->daemon->config;
-	unsigned int user_timeout = config->keepalive_timeout_ms;
 	int idle = (int)(config->keepalive_interval_ms / 1000);
 	int count = 3;
 	int interval;
@@ -429,7 +429,42 @@ static void set_socket_options(struct tcp_channel *channel)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+/* Whether bytes wait in the socket's receive queue, not yet read by us. */
+static bool input_pending(const struct tcp_channel *channel)
+{
+	uv_os_fd_t fd;
+	int pending = 0;
+
+	if (uv_fileno((const uv_handle_t *)&channel->socket, &fd) != 0)
+		return false;
+	return ioctl(fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+
+/*
+ * Milliseconds since the kernel last saw an acknowledgement while some of
+ * our bytes were unacknowledged, or 0 when nothing is outstanding. A zero
+ * window still has its probes acknowledged, so a slow reader never counts
+ * as a dead path here.
+ */
+static uint64_t unacknowledged_for_ms(const struct tcp_channel *channel)
+{
+	struct tcp_info info;
+	socklen_t length = sizeof(info);
+	uv_os_fd_t fd;
+
+	if (uv_fileno((const uv_handle_t *)&channel->socket, &fd) != 0 ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 || info.tcpi_unacked == 0)
+		return 0;
+	return info.tcpi_last_ack_recv;
+}
+
+static void channel_timeout(struct tcp_channel *channel, const char *reason)
+{
+	log_event(LOG_WARN, "tunnel_timeout", "peer=%s addr=%s conn=%llu error=\"%s\"", peer_name(channel),
+		  channel->address, (unsigned long long)channel->id, reason);
+	channel_fail(channel, false, reason);
 }
 
 /* Liveness and rekeying once the channel is open. */
@@ -475,20 +510,28 @@ static void on_tick(uv_timer_t *timer)
 	struct tcp_channel *channel = timer->data;
 	const struct config *config = channel->daemon->config;
 	uint64_t now = daemon_now_ms(channel->daemon);
+	uint64_t unacknowledged_ms;
+	char reason[128];
 
 	/*
 	 * While paused this side reads nothing, and after the other side's
-	 * FIN it expects nothing: then the kernel's keepalive and
-	 * TCP_USER_TIMEOUT watch the path instead.
+	 * FIN it expects nothing: then only the acknowledgement check below
+	 * and the kernel's keepalive watch the path. Input already waiting in
+	 * the socket (after this process was stopped for a while, say) is
+	 * life, even if the loop has not read it yet.
 	 */
-	if (!channel->paused && !channel->fin_received && now - channel->last_received_ms >= config->keepalive_timeout_ms) {
-		char reason[128];
-
+	if (!channel->paused && !channel->fin_received && now - channel->last_received_ms >= config->keepalive_timeout_ms &&
+	    !input_pending(channel)) {
 		snprintf(reason, sizeof(reason), "nothing received for %llu ms: the path or the peer is down",
 			 (unsigned long long)(now - channel->last_received_ms));
-		log_event(LOG_WARN, "tunnel_timeout", "peer=%s addr=%s conn=%llu error=\"%s\"", peer_name(channel),
-			  channel->address, (unsigned long long)channel->id, reason);
-		channel_fail(channel, false, reason);
+		channel_timeout(channel, reason);
+		return;
+	}
+	unacknowledged_ms = unacknowledged_for_ms(channel);
+	if (unacknowledged_ms >= config->keepalive_timeout_ms) {
+		snprintf(reason, sizeof(reason), "sent bytes unacknowledged for %llu ms: the path or the peer is down",
+			 (unsigned long long)unacknowledged_ms);
+		channel_timeout(channel, reason);
 		return;
 	}
 	if (channel->fin_sent)
