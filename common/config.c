@@ -1006,7 +1006,8 @@ static char *config_read_line(char *buffer, int size, void *stream)
 
 	if (state->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
 		start += 3;
-	while (start < end && (*start == ' ' || *start == '\t'))
+	/* Every character inih counts as space, or it would read the line as a continuation. */
+	while (start < end && (*start == ' ' || *start == '\t' || *start == '\v' || *start == '\f'))
 		start++;
 	if (end > start && end[-1] == '\r')
 		end--;

@@ -357,6 +357,16 @@ static void comments_bom_and_crlf(void **unused)
 	parse_free(&parse);
 }
 
+static void form_feed_indent_not_continuation(void **unused)
+{
+	struct parse parse;
+
+	assert_parses(&parse, INTERFACE "\v log_level = debug\n\f[peer a]\npublic_key = " KEY_A "\n");
+	assert_int_equal(parse.config.log_level, LOG_DEBUG);
+	assert_int_equal(parse.config.peer_count, 1);
+	parse_free(&parse);
+}
+
 static void indented_key_not_continuation(void **unused)
 {
 	struct parse parse;
@@ -1173,6 +1183,7 @@ int main(void)
 		cmocka_unit_test(relative_paths_resolved),
 		cmocka_unit_test(comments_bom_and_crlf),
 		cmocka_unit_test(indented_key_not_continuation),
+		cmocka_unit_test(form_feed_indent_not_continuation),
 		cmocka_unit_test(booleans_accepted),
 		cmocka_unit_test(durations_accepted),
 		cmocka_unit_test(log_levels_accepted),
