@@ -211,7 +211,17 @@ static void local_read_start(struct forward *forward)
 static void handle_early_read(struct forward *forward, ssize_t nread)
 {
 	if (nread == UV_EOF) {
-		forward_close(forward, false, "client left before the tunnel opened");
+		/*
+		 * EOF cannot tell a half-close from a client that left. With
+		 * bytes to deliver it is a half-close, carried as FIN once the
+		 * tunnel opens; with none there is nothing to carry.
+		 */
+		if (forward->early_len == 0) {
+			forward_close(forward, false, "client left before the tunnel opened");
+			return;
+		}
+		forward->local_eof = true;
+		local_read_stop(forward);
 		return;
 	}
 	if (nread < 0) {
@@ -413,6 +423,8 @@ static void start_forwarding(struct forward *forward)
 		if (taken)
 			forward->block = NULL;
 		if (result != 0 || forward->channel == NULL)
+			return;
+		if (forward->local_eof && channel->ops->send_fin(channel) != 0)
 			return;
 	}
 	local_read_start(forward);

@@ -47,6 +47,8 @@ trap 'exit 1' INT TERM
 fail() {
 	echo "--- responder log (last lines)"
 	tail -n 15 "$work/responder.log" 2>/dev/null || true
+	echo "--- initiator log (last lines)"
+	tail -n 15 "$work/initiator.log" 2>/dev/null || true
 	echo "FAIL $name: $*"
 	exit 1
 }
