@@ -304,6 +304,7 @@ int daemon_run(struct config *config)
 	uv_loop_close(daemon.loop);
 	free(daemon.peers);
 	free(daemon.failed_handshakes);
+	tcp_channel_free_cache();
 	log_event(LOG_INFO, "stopped", "status=%d", status);
 	return status;
 }

@@ -136,13 +136,45 @@ static void pending_remove(struct tcp_channel *channel)
 	daemon->pending_handshakes--;
 }
 
+/*
+ * Wiped secrets blocks kept for reuse. sodium_malloc() and sodium_free()
+ * cost about ten system calls each (mmap, mprotect, mlock and their
+ * undoing), which a busy initiator would pay on every connection.
+ */
+#define SECRETS_CACHE_MAX 64
+
+static struct tcp_channel_secrets *secrets_cache[SECRETS_CACHE_MAX];
+static size_t secrets_cached;
+
 static int channel_alloc_secrets(struct tcp_channel *channel)
 {
+	if (secrets_cached > 0) {
+		channel->secrets = secrets_cache[--secrets_cached];
+		return 0;
+	}
 	channel->secrets = sodium_malloc(sizeof(*channel->secrets));
 	if (channel->secrets == NULL)
 		return -1;
 	sodium_memzero(channel->secrets, sizeof(*channel->secrets));
 	return 0;
+}
+
+static void channel_release_secrets(struct tcp_channel *channel)
+{
+	if (channel->secrets == NULL)
+		return;
+	sodium_memzero(channel->secrets, sizeof(*channel->secrets));
+	if (secrets_cached < SECRETS_CACHE_MAX)
+		secrets_cache[secrets_cached++] = channel->secrets;
+	else
+		sodium_free(channel->secrets);
+	channel->secrets = NULL;
+}
+
+void tcp_channel_free_cache(void)
+{
+	while (secrets_cached > 0)
+		sodium_free(secrets_cache[--secrets_cached]);
 }
 
 /* Switch from the small handshake buffer to one that holds any record. */
@@ -186,8 +218,7 @@ static void channel_free_if_done(struct tcp_channel *channel)
 {
 	if (channel->open_handles > 0 || channel->resolving)
 		return;
-	if (channel->secrets != NULL)
-		sodium_free(channel->secrets);
+	channel_release_secrets(channel);
 	if (channel->rx != channel->handshake_rx)
 		free(channel->rx);
 	free(channel);
@@ -936,6 +967,15 @@ static void on_connected(uv_connect_t *request, int status)
 	send_initiation(channel);
 }
 
+static int channel_connect(struct tcp_channel *channel, const struct sockaddr *address)
+{
+	config_format_address(channel->address, sizeof(channel->address),
+			      (const struct sockaddr_storage *)address);
+	channel->state = TCP_CHANNEL_CONNECTING;
+	channel->connect_request.data = channel;
+	return uv_tcp_connect(&channel->connect_request, &channel->socket, address, on_connected);
+}
+
 static void on_resolved(uv_getaddrinfo_t *request, int status, struct addrinfo *result)
 {
 	struct tcp_channel *channel = request->data;
@@ -957,11 +997,7 @@ static void on_resolved(uv_getaddrinfo_t *request, int status, struct addrinfo *
 	}
 
 	/* NOTE: only the first address is tried. */
-	config_format_address(channel->address, sizeof(channel->address),
-			      (const struct sockaddr_storage *)result->ai_addr);
-	channel->state = TCP_CHANNEL_CONNECTING;
-	channel->connect_request.data = channel;
-	error = uv_tcp_connect(&channel->connect_request, &channel->socket, result->ai_addr, on_connected);
+	error = channel_connect(channel, result->ai_addr);
 	uv_freeaddrinfo(result);
 	if (error < 0) {
 		char reason[128];
@@ -977,6 +1013,7 @@ struct channel *tcp_channel_dial(struct peer *peer, uint64_t connection_id,
 	struct daemon *daemon = peer->daemon;
 	const struct config_endpoint *endpoint = &peer->config->endpoint;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct sockaddr_storage literal;
 	struct tcp_channel *channel;
 	char port[8];
 	int error;
@@ -995,6 +1032,20 @@ struct channel *tcp_channel_dial(struct peer *peer, uint64_t connection_id,
 	snprintf(channel->address, sizeof(channel->address), "%s:%u", endpoint->host, (unsigned)endpoint->port);
 	channel->state = TCP_CHANNEL_RESOLVING;
 	channel_arm_timer(channel, on_handshake_timeout, daemon->config->handshake_timeout_ms);
+
+	/* An address literal needs no lookup and no trip through libuv's thread pool. */
+	if (uv_ip4_addr(endpoint->host, endpoint->port, (struct sockaddr_in *)&literal) == 0 ||
+	    uv_ip6_addr(endpoint->host, endpoint->port, (struct sockaddr_in6 *)&literal) == 0) {
+		error = channel_connect(channel, (const struct sockaddr *)&literal);
+		if (error < 0) {
+			/* No event has been delivered yet, so the caller hears of it from NULL. */
+			log_event(LOG_WARN, "handshake_failed", "peer=%s addr=%s conn=%llu error=\"connect failed: %s\"",
+				  peer->name, channel->address, (unsigned long long)connection_id, uv_strerror(error));
+			channel_teardown(channel);
+			return NULL;
+		}
+		return &channel->base;
+	}
 
 	/* Resolved on every dial, so that a changed DNS record takes effect. */
 	snprintf(port, sizeof(port), "%u", (unsigned)endpoint->port);

@@ -23,6 +23,9 @@ struct channel *tcp_channel_dial(struct peer *peer, uint64_t connection_id,
 /* Accept a connection on the tunnel listener and run the handshake as responder. */
 void tcp_channel_accept(struct daemon *daemon, uv_stream_t *listener);
 
+/* Free the wiped key blocks kept for reuse (at exit). */
+void tcp_channel_free_cache(void);
+
 /* Close every channel whose handshake has not finished (on stop). */
 void tcp_channel_close_pending(struct daemon *daemon);
 
