@@ -1128,12 +1128,22 @@ static void config_check_peer(struct parse_state *state, size_t index)
 			config_error(state, peer->line, "[peer %s]: out of memory", peer->name);
 	}
 
-	/* Without [interface] at all, that one error is enough. */
+	/*
+	 * Without [interface] at all, that one error is enough. A peer with an
+	 * endpoint is most likely one this host dials, so its missing (or
+	 * misspelled) forward_listen is the likelier fix.
+	 */
 	if (peer->accepts_connections && state->interface_line != 0 &&
-	    state->interface_key_line[INTERFACE_LISTEN] == 0)
-		config_error(state, peer->line,
-			     "[peer %s]: accepts connections, but [interface] has no listen, so the peer could never connect here (add listen to [interface], or give this peer forward_listen and no forward_target if only this host connects)",
-			     peer->name);
+	    state->interface_key_line[INTERFACE_LISTEN] == 0) {
+		if (peer->has_endpoint && !peer->has_forward_listen)
+			config_error(state, peer->line,
+				     "[peer %s]: has an endpoint but no forward_listen, so it would only accept connections, and [interface] has no listen (add forward_listen = 127.0.0.1:PORT if this host connects to the peer; add listen to [interface] if the peer connects here)",
+				     peer->name);
+		else
+			config_error(state, peer->line,
+				     "[peer %s]: accepts connections, but [interface] has no listen, so the peer could never connect here (add listen to [interface], or give this peer forward_listen and no forward_target if only this host connects)",
+				     peer->name);
+	}
 }
 
 /* ---- Entry points ---- */
@@ -1323,6 +1333,12 @@ int config_load_secrets(struct config *config, struct config_errors *errors)
 							      "preshared_key_file", peer->line, errors);
 			if (peer->preshared_key == NULL)
 				result = -1;
+		}
+		if (config->private_key != NULL &&
+		    sodium_memcmp(peer->public_key, config->private_key, KEY_LEN) == 0) {
+			config_errors_add(errors, "%s:%d: %s: public_key is this host's private key (use the peer's public key, the output of 'walguard-keygen pubkey' on the peer's host, and treat this private key as exposed)",
+					  config->path, peer->line, label);
+			result = -1;
 		}
 		if (config->private_key != NULL &&
 		    sodium_memcmp(peer->public_key, config->public_key, KEY_LEN) == 0) {

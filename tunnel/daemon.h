@@ -39,7 +39,7 @@ struct daemon;
 /* Totals since start, logged on SIGUSR1 and at stop. */
 struct daemon_counters {
 	uint64_t handshakes_completed;	/* as responder or initiator */
-	uint64_t handshakes_rejected;	/* responder: every refused initiation, rate-limited ones too */
+	uint64_t handshakes_rejected;	/* responder: every handshake_rejected event, evictions too */
 	uint64_t handshakes_rate_limited; /* responder: refused before any DH work */
 	uint64_t handshakes_evicted;	/* responder: pending ones closed to make room */
 	uint64_t dials_failed;		/* initiator */

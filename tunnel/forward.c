@@ -42,7 +42,7 @@ struct forward {
 	bool closing;
 
 	uint32_t dial_attempts;
-	char last_dial_error[128];
+	char last_dial_error[320];
 
 	char peer_address[64];
 	char local_address[64];
@@ -515,7 +515,7 @@ static void forward_dial_failed(struct forward *forward, const char *reason)
 		return;
 	if (forward->daemon->stopping ||
 	    peer->dial_not_before_ms - forward->started_ms >= forward->daemon->config->connect_timeout_ms) {
-		char message[256];
+		char message[448];
 
 		snprintf(message, sizeof(message), "no tunnel after %u attempts in %llu ms: %s",
 			 forward->dial_attempts, (unsigned long long)(now - forward->started_ms),

@@ -307,6 +307,7 @@ static void channel_reject(struct tcp_channel *channel, const char *reason)
 	struct daemon *daemon = channel->daemon;
 	uint64_t suppressed;
 
+	daemon->counters.handshakes_rejected++;
 	if (log_ratelimit_allow(&daemon->rejected_log, daemon_now_ms(daemon), &suppressed)) {
 		log_event(LOG_WARN, "handshake_rejected", "peer=%s addr=%s conn=%llu suppressed=%llu error=\"%s\"",
 			  peer_name(channel), channel->address, (unsigned long long)channel->id,
@@ -685,10 +686,8 @@ charge:
 out:
 	noise_handshake_wipe(&handshake);
 	sodium_memzero(ephemeral, sizeof(ephemeral));
-	if (rejection != NULL) {
-		daemon->counters.handshakes_rejected++;
+	if (rejection != NULL)
 		channel_reject(channel, rejection);
-	}
 }
 
 static void handle_response(struct tcp_channel *channel)
@@ -764,7 +763,7 @@ static bool handle_record(struct tcp_channel *channel, enum frame_type type, uin
 			channel_finish_if_done(channel);
 		break;
 	case FRAME_RESET:
-		channel_fail(channel, false, "connection reset by the other side");
+		channel_fail(channel, false, "connection reset by the other side (its log says why)");
 		return false;
 	case FRAME_KEEPALIVE:
 		break;
@@ -869,8 +868,12 @@ static void handle_eof(struct tcp_channel *channel)
 
 	switch (channel->state) {
 	case TCP_CHANNEL_AWAIT_INITIATION:
-	case TCP_CHANNEL_AWAIT_OPEN:
 		channel_reject(channel, "closed during the handshake");
+		return;
+	case TCP_CHANNEL_AWAIT_OPEN:
+		/* The initiator could not read our response. */
+		channel_reject(channel,
+			       "initiator closed after our response: check that preshared_key_file is the same file on both hosts");
 		return;
 	case TCP_CHANNEL_AWAIT_RESPONSE:
 		reason = "peer closed the connection without a handshake response: check that the peer's config pins this host's public key and that this peer's public_key and preshared_key_file are right";

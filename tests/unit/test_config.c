@@ -1170,9 +1170,39 @@ static void load_secrets_own_key_as_peer(void **unused)
 	sodium_memzero(private_key, sizeof(private_key));
 }
 
+static void load_secrets_private_key_as_peer(void **unused)
+{
+	uint8_t private_key[KEY_LEN];
+	char private_text[KEY_BASE64_LEN + 1];
+	struct config config;
+	struct config_errors errors = { 0 };
+
+	randombytes_buf(private_key, sizeof(private_key));
+	key_encode(private_text, private_key);
+	write_key("host.key", private_key, 0600);
+	write_key("a.psk", private_key, 0600);
+
+	assert_int_equal(load_with_secrets(&config, &errors, private_text), -1);
+	assert_int_equal(errors.count, 1);
+	assert_contains(errors.lines[0], ":4: [peer a]: ");
+	assert_contains(errors.lines[0], "is this host's private key");
+	config_free(&config);
+	config_errors_free(&errors);
+	sodium_memzero(private_key, sizeof(private_key));
+	sodium_memzero(private_text, sizeof(private_text));
+}
+
+static void endpoint_without_forward_listen_hint(void **unused)
+{
+	assert_one_error("[interface]\nprivate_key_file = host.key\n[peer a]\npublic_key = " KEY_A
+			 "\nendpoint = 192.0.2.1:5434\n",
+			 "primary.conf:3: [peer a]: ", "add forward_listen = 127.0.0.1:PORT");
+}
+
 int main(void)
 {
 	const struct CMUnitTest parse_tests[] = {
+		cmocka_unit_test(endpoint_without_forward_listen_hint),
 		cmocka_unit_test(full_example_parses),
 		cmocka_unit_test(defaults_applied),
 		cmocka_unit_test(timers_and_privileges_parse),
@@ -1236,6 +1266,7 @@ int main(void)
 		cmocka_unit_test(load_secrets_bad_mode),
 		cmocka_unit_test(load_secrets_missing_private_key),
 		cmocka_unit_test(load_secrets_own_key_as_peer),
+		cmocka_unit_test(load_secrets_private_key_as_peer),
 	};
 	int failed = 0;
 
