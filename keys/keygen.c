@@ -37,7 +37,7 @@ static const char usage_text[] =
 	"  -V, --version  print the version\n"
 	"\n"
 	"Keys are 32 bytes written as 44 characters of base64 and a newline.\n"
-	"Example: walguard-keygen genkey | tee host.key | walguard-keygen pubkey > host.pub\n";
+	"Example: (umask 077; walguard-keygen genkey | tee host.key | walguard-keygen pubkey > host.pub)\n";
 
 /* The secrets of one run, in sodium_malloc() memory that is wiped on release. */
 struct secrets {
