@@ -45,10 +45,10 @@ REC_NETNS_DIRS=()
 REC_MADE_ETC_NETNS=0
 
 # A connection_closed line for a tunnel connection that the daemon gave up
-# on because nothing came back: its own keepalive_timeout
-# (event=tunnel_timeout), or the kernel's TCP_USER_TIMEOUT, which the
-# daemon sets to the same value, whichever fires first.
-REC_DEAD_PATH_CLOSE='event=connection_closed .*reason="(nothing received for|tunnel read failed: connection timed out|write to tunnel failed: connection timed out)'
+# on because nothing came back: after keepalive_timeout without a record
+# or with its sent bytes unacknowledged (both logged as
+# event=tunnel_timeout), or when the kernel's TCP keepalive gave up first.
+REC_DEAD_PATH_CLOSE='event=connection_closed .*reason="(nothing received for|sent bytes unacknowledged for|tunnel read failed: connection timed out|write to tunnel failed: connection timed out)'
 
 REC_PGBENCH_PID=""
 REC_PGBENCH_LOG=""
@@ -62,12 +62,33 @@ REC_WAITED=0
 rec_init() {
 	local name=$1 seconds=$2
 	e2e_init "$name"
+	# lib.sh traps INT and TERM. A closed output pipe or a closed terminal
+	# must also end the run through its EXIT trap, which cleans up.
+	trap 'rec_on_lost_output PIPE' PIPE
+	trap 'rec_on_lost_output HUP' HUP
 	e2e_start_watchdog "$seconds"
 	e2e_find_binaries
 	local binary
 	for binary in prlimit stdbuf mkfifo getconf; do
 		command -v "$binary" >/dev/null || e2e_fail "$binary not found; install util-linux and coreutils"
 	done
+}
+
+# Handle SIGPIPE or SIGHUP: the run's output may have nowhere to go.
+# After SIGPIPE, send all further output to /dev/null, so that no write
+# can kill the teardown halfway. Then stop the run like lib.sh does for
+# INT and TERM, unless the EXIT trap already runs (it sets INT to be
+# ignored first), which must not be cut short by a second exit.
+rec_on_lost_output() {
+	local signal=$1
+	trap '' "$signal"
+	if [ "$signal" = PIPE ]; then
+		exec >/dev/null 2>&1 {E2E_STDOUT_FD}>/dev/null {E2E_STDERR_FD}>/dev/null
+	fi
+	case "$(trap -p INT)" in
+	*"''"*) return 0 ;;
+	esac
+	e2e_on_signal "$signal"
 }
 
 # lib.sh's teardown, renamed, so that e2e_cleanup can run ours first.

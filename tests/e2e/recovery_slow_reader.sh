@@ -11,14 +11,9 @@
 # VmRSS must stay below the bound documented in docs/operations.md.
 # Replication, on its own tunnel connection, must go on: the walsender
 # stays the same and the standby replays every write within seconds.
-# When a reader reads the FIFO again, the COPY must go on.
-#
-# NOTE: this fails while the daemon sets TCP_USER_TIMEOUT to
-# keepalive_timeout. Linux (net/ipv4/tcp_timer.c, tcp_probe_timer) then
-# aborts a connection whose receiver advertises a zero window for that
-# long, even though the receiver answers every window probe, so the
-# primary's daemon gets ETIMEDOUT about 3 s into the stall. With
-# keepalive_timeout longer than the stall the test passes.
+# When a reader reads the FIFO again, the COPY must go on. The stall
+# lasts far longer than keepalive_timeout (3s): a zero window whose
+# probes are answered is not a dead path.
 #
 # Run as root: bash tests/e2e/recovery_slow_reader.sh
 # WALGUARD_BUILD names the build dir (default: build in the repo root).
