@@ -3,11 +3,17 @@
 # of daemons while replication runs, then more connections than the
 # standby's daemon has descriptors for.
 #
-# Each client is a psql from the standby namespace that connects through
-# 127.0.0.1:5433 and waits for a shared advisory lock held on the
-# primary, so all 500 are connected at the same moment. All must succeed,
-# the walreceiver must keep its connection (same walsender), and each
-# daemon's open descriptor count must return to its baseline afterwards.
+# All 500 clients start at once. Each is a psql from the standby
+# namespace that connects through 127.0.0.1:5433 and waits for a shared
+# advisory lock held on the primary, so all 500 are connected at the same
+# moment. All must succeed, the walreceiver must keep its connection (same
+# walsender), and each daemon's open descriptor count must return to its
+# baseline afterwards.
+#
+# NOTE: this fails in about half of the runs. The 500 handshakes arrive
+# together, and the responder evicts pending handshakes beyond 256,
+# including ones whose response it has already sent, so the initiator has
+# taken them as open and resets their clients.
 #
 # Then the standby's daemon restarts under prlimit --nofile=64:64, and 80
 # clients try to connect at once. Those that do not fit must be rejected,
@@ -28,11 +34,6 @@ set -eu
 . "$(dirname "$0")/recovery_lib.sh"
 
 client_count=500
-# Clients start 25 every 0.2 s, 500 in 4 s. Started all at once, 500 psql
-# processes and their backends doing SCRAM leave the daemons without CPU
-# for seconds on a 2-CPU machine: see recovery_process_stall.sh for what
-# a stalled daemon does to its connections.
-client_batch=25
 limited_descriptors=64
 limited_client_count=80
 lock_key=4242
@@ -42,9 +43,10 @@ max_cpu_share=0.25
 
 rec_init recovery_many_connections 200
 REC_PG_MAX_CONNECTIONS=$((client_count + 50))
-# Even with the ramp, 1000 new processes on a small machine can leave a
-# daemon without CPU for more than a second, so use the default handshake
-# and connect timeouts and a keepalive_timeout of 15s, not the short ones.
+# 1000 new processes (500 psql clients and their backends, all doing
+# SCRAM) leave a daemon on a 2-CPU machine without CPU for seconds at a
+# time. So this test keeps the default handshake and connect timeouts and
+# uses a keepalive_timeout of 15s, not the short ones of the other tests.
 rec_option both handshake_timeout 5s
 rec_option both connect_timeout 10s
 rec_option both keepalive_interval 5s
@@ -53,14 +55,11 @@ rec_setup_all
 
 clients_script=$E2E_TMP/clients.sh
 cat >"$clients_script" <<'EOF'
-# Start COUNT psql clients through the tunnel, BATCH every 0.2 s, each
-# waiting for the shared advisory lock KEY, and write DIR/N.out and
-# DIR/N.status for client N. Runs as postgres in the standby namespace.
-count=$1 batch=$2 dir=$3 key=$4 psql=$5 port=$6
+# Start COUNT psql clients at once through the tunnel, each waiting for
+# the shared advisory lock KEY, and write DIR/N.out and DIR/N.status for
+# client N. Runs as postgres in the standby namespace.
+count=$1 dir=$2 key=$3 psql=$4 port=$5
 for i in $(seq "$count"); do
-	if [ $((i % batch)) -eq 0 ]; then
-		sleep 0.2
-	fi
 	{
 		"$psql" -X -q -A -t -v ON_ERROR_STOP=1 \
 			-d "host=127.0.0.1 port=$port dbname=walguard_test user=app sslmode=disable connect_timeout=30" \
@@ -101,14 +100,14 @@ waiting_clients() {
 	e2e_sql primary postgres "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND wait_event = 'advisory'"
 }
 
-# Start COUNT clients in the background, BATCH every 0.2 s, writing into DIR.
+# Start COUNT clients at once in the background, writing into DIR.
 start_clients() {
-	local count=$1 batch=$2 dir=$3
+	local count=$1 dir=$2
 	mkdir -p "$dir"
 	chown postgres: "$dir"
 	e2e_as_postgres standby env PGPASSWORD="$(cat "$E2E_TMP/app.password")" \
 		PGOPTIONS="-c statement_timeout=60s" \
-		bash "$clients_script" "$count" "$batch" "$dir" "$lock_key" "$PG_BIN/psql" "$E2E_FORWARD_PORT" \
+		bash "$clients_script" "$count" "$dir" "$lock_key" "$PG_BIN/psql" "$E2E_FORWARD_PORT" \
 		>"$dir/launcher.out" 2>&1 &
 	clients_job=$!
 }
@@ -131,12 +130,20 @@ settled() {
 	[ $((waiting + finished)) -eq "$count" ]
 }
 
+# Print the output of one client in DIR that failed, and how often each
+# daemon logged each warning, so that a failure shows its cause.
 print_failed_client() {
-	local status
+	local status node
 	status=$(grep -L -x 0 "$1"/*.status | head -n 1)
 	[ -n "$status" ] || return 0
 	echo "---- output of client $(basename "${status%.status}") ----" >&2
 	cat "${status%.status}.out" >&2
+	for node in primary standby; do
+		echo "---- warnings of the $node's daemon, counted ----" >&2
+		grep "level=warn" "$(e2e_daemon_log "$node")" \
+			| sed -E 's/.*event=([a-z_]+) .*(error|reason)="([^"]*)".*/\1: \3/; s/[0-9]+ (ms|attempts)/N \1/g' \
+			| sort | uniq -c | sort -rn | head -n 8 >&2
+	done
 }
 
 fd_count_is() {
@@ -155,7 +162,7 @@ rec_pgbench_start primary 15 -R 100
 e2e_step "connect $client_count clients through the tunnel, all open at once"
 hold_lock
 start=$EPOCHREALTIME
-start_clients "$client_count" "$client_batch" "$E2E_TMP/clients"
+start_clients "$client_count" "$E2E_TMP/clients"
 rec_wait_until 90 "each of the $client_count clients to either wait for the lock or fail" \
 	settled "$E2E_TMP/clients" "$client_count"
 failed=$(finished_clients "$E2E_TMP/clients")
@@ -211,7 +218,7 @@ standby_mark=$(rec_log_mark standby)
 hold_lock
 cpu_start=$(rec_cpu_ms standby)
 start=$EPOCHREALTIME
-start_clients "$limited_client_count" "$limited_client_count" "$E2E_TMP/limited"
+start_clients "$limited_client_count" "$E2E_TMP/limited"
 rec_wait_until 60 "each of the $limited_client_count clients to either wait for the lock or fail" \
 	settled "$E2E_TMP/limited" "$limited_client_count"
 # Stay at the limit a little longer: a daemon that spins burns CPU here.
