@@ -18,7 +18,7 @@
  * Unauthenticated tunnel connections (accepted, handshake not finished)
  * kept at once. A new connection over the limit evicts the oldest.
  */
-#define DAEMON_MAX_PENDING_HANDSHAKES 256
+#define DAEMON_MAX_PENDING_HANDSHAKES 1024
 
 /*
  * Failed handshakes allowed per source address: a burst, then this many

@@ -678,6 +678,12 @@ static void handle_initiation(struct tcp_channel *channel)
 	channel->counted = true;
 	channel->rx_len = 0;
 	channel->state = TCP_CHANNEL_AWAIT_OPEN;
+	/*
+	 * The peer is authenticated: from here its connection limit bounds
+	 * these channels, and evicting one would break a connection the
+	 * initiator already treats as open. The handshake timer still runs.
+	 */
+	pending_remove(channel);
 	channel_write(channel, response, sizeof(response), NULL, NULL);
 	goto out;
 
@@ -876,7 +882,7 @@ static void handle_eof(struct tcp_channel *channel)
 			       "initiator closed after our response: check that preshared_key_file is the same file on both hosts");
 		return;
 	case TCP_CHANNEL_AWAIT_RESPONSE:
-		reason = "peer closed the connection without a handshake response: check that the peer's config pins this host's public key and that this peer's public_key and preshared_key_file are right";
+		reason = "peer closed the connection without a handshake response: check that the peer's config pins this host's public key and that this peer's public_key is right (the peer's log says why; under a burst of connections it may have shed pending handshakes)";
 		dial_fail(channel, reason);
 		return;
 	default:

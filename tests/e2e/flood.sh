@@ -18,11 +18,11 @@ walguard=$build/tunnel/walguard
 keygen=$build/keys/walguard-keygen
 
 # Bounds checked below. The pending limit is DAEMON_MAX_PENDING_HANDSHAKES
-# in tunnel/daemon.h; the memory bound leaves room for the 256 pending
+# in tunnel/daemon.h; the memory bound leaves room for the 1024 pending
 # connections and the real peer's traffic.
-max_pending=256
+max_pending=1024
 max_rss_kib=$((32 * 1024))
-slow_connections=400
+slow_connections=1300
 bogus_initiations=300
 failed_handshake_burst=20
 
@@ -129,8 +129,11 @@ wait_for_port "$forward_port" || fail "initiator did not start listening"
 # of a valid-looking initiation header a second, and a burst of full-size
 # initiations with random bytes from 127.0.0.3. It stops by itself.
 python3 - "$tunnel_port" "$slow_connections" "$bogus_initiations" >flood.log 2>&1 <<'EOF' &
-import os, socket, sys, time
+import os, resource, socket, sys, time
 port, slow_count, bogus_count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+# More sockets than the usual soft limit of 1024 descriptors.
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 def connect(source):
     conn = socket.socket()
