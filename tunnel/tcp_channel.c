@@ -421,10 +421,23 @@ static void channel_arm_timer(struct tcp_channel *channel, void (*callback)(uv_t
 	uv_timer_start(&channel->timer, callback, timeout_ms, 0);
 }
 
+static bool input_pending(const struct tcp_channel *channel);
+
 static void on_handshake_timeout(uv_timer_t *timer)
 {
 	struct tcp_channel *channel = timer->data;
 	char reason[96];
+
+	/*
+	 * After this process was stopped for a while, the timer may run
+	 * before the loop reads bytes that arrived in time. Let the loop
+	 * read them first; each pass consumes input, so this cannot go on
+	 * past one handshake message.
+	 */
+	if (input_pending(channel)) {
+		uv_timer_start(&channel->timer, on_handshake_timeout, 10, 0);
+		return;
+	}
 
 	snprintf(reason, sizeof(reason), "handshake timed out after %u ms",
 		 (unsigned)channel->daemon->config->handshake_timeout_ms);
