@@ -12,10 +12,8 @@
 set -eu
 
 name=flood
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${WALGUARD_BUILD:-$root/build}
-walguard=$build/tunnel/walguard
-keygen=$build/keys/walguard-keygen
+# shellcheck source=tests/e2e/loopback_lib.sh
+. "$(dirname "$0")/loopback_lib.sh"
 
 # Bounds checked below. The pending limit is DAEMON_MAX_PENDING_HANDSHAKES
 # in tunnel/daemon.h; the memory bound leaves room for the 1024 pending
@@ -26,41 +24,7 @@ slow_connections=1300
 bogus_initiations=300
 failed_handshake_burst=20
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP $name: run as root, like the other end-to-end tests"
-	exit 77
-fi
-
-work=$(mktemp -d /tmp/walguard-flood.XXXXXX)
-pids=()
-
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-	echo "--- responder log (last lines)"
-	tail -n 15 "$work/responder.log" 2>/dev/null || true
-	echo "--- initiator log (last lines)"
-	tail -n 15 "$work/initiator.log" 2>/dev/null || true
-	echo "FAIL $name: $*"
-	exit 1
-}
-
-base=$((22000 + ($$ % 2000) * 4))
-sink_port=$base
-tunnel_port=$((base + 1))
-forward_port=$((base + 2))
-
-cd "$work"
-"$keygen" pair responder >/dev/null
-"$keygen" pair initiator >/dev/null
+loopback_init 22000
 
 cat >responder.conf <<EOF
 [interface]
@@ -72,56 +36,8 @@ handshake_timeout = 20s
 public_key = $(cat initiator.pub)
 forward_target = 127.0.0.1:$sink_port
 EOF
-cat >initiator.conf <<EOF
-[interface]
-private_key_file = initiator.key
-
-[peer responder]
-public_key = $(cat responder.pub)
-endpoint = 127.0.0.1:$tunnel_port
-forward_listen = 127.0.0.1:$forward_port
-EOF
-
-python3 - "$sink_port" <<'EOF' &
-# An echo server on loopback for the tunnel's forward_target; it stops by itself.
-import socket, sys, threading
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", int(sys.argv[1])))
-server.listen(128)
-server.settimeout(120)
-
-def echo(conn):
-    with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            conn.sendall(data)
-
-while True:
-    try:
-        conn, _ = server.accept()
-    except OSError:
-        break
-    threading.Thread(target=echo, args=(conn,), daemon=True).start()
-EOF
-pids+=($!)
-"$walguard" --config responder.conf 2>responder.log &
-responder_pid=$!
-pids+=("$responder_pid")
-"$walguard" --config initiator.conf 2>initiator.log &
-pids+=($!)
-
-wait_for_port() {	# wait_for_port PORT
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
+loopback_start_echo
+loopback_start_daemons
 wait_for_port "$sink_port" || fail "echo server did not start"
 wait_for_port "$forward_port" || fail "initiator did not start listening"
 

@@ -9,47 +9,10 @@
 set -eu
 
 name=privileges
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${WALGUARD_BUILD:-$root/build}
-walguard=$build/tunnel/walguard
-keygen=$build/keys/walguard-keygen
+# shellcheck source=tests/e2e/loopback_lib.sh
+. "$(dirname "$0")/loopback_lib.sh"
+loopback_init 20000
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP $name: needs root to start the daemon as root"
-	exit 77
-fi
-
-work=$(mktemp -d /tmp/walguard-privileges.XXXXXX)
-pids=()
-
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-	echo "--- responder log"
-	tail -n 20 "$work/responder.log" 2>/dev/null || true
-	echo "--- initiator log"
-	tail -n 20 "$work/initiator.log" 2>/dev/null || true
-	echo "FAIL $name: $*"
-	exit 1
-}
-
-# Ports picked from the PID so that parallel runs on one host do not collide.
-base=$((20000 + ($$ % 2000) * 4))
-sink_port=$base
-tunnel_port=$((base + 1))
-forward_port=$((base + 2))
-
-cd "$work"
-"$keygen" pair responder >/dev/null
-"$keygen" pair initiator >/dev/null
 mkdir -m 0755 jail
 user=nobody
 user_uid=$(id -u "$user")
@@ -68,26 +31,6 @@ forward_target = 127.0.0.1:$sink_port
 EOF
 }
 
-cat >initiator.conf <<EOF
-[interface]
-private_key_file = initiator.key
-
-[peer responder]
-public_key = $(cat responder.pub)
-endpoint = 127.0.0.1:$tunnel_port
-forward_listen = 127.0.0.1:$forward_port
-EOF
-
-wait_for_port() {	# wait_for_port PORT
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
-
 # Bad settings first: each must stop the daemon at start, naming the problem.
 write_responder_config no-such-user-walguard "$work/jail"
 status=0
@@ -104,37 +47,9 @@ grep -q "event=privileges_failed chroot=$work/no-such-folder" bad-chroot.log ||
 	fail "no privileges_failed line naming the chroot folder: $(cat bad-chroot.log)"
 
 # The real run.
-python3 - "$sink_port" <<'EOF' &
-# An echo server on loopback for the tunnel's forward_target; it stops by itself.
-import socket, sys, threading
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", int(sys.argv[1])))
-server.listen(128)
-server.settimeout(120)
-
-def echo(conn):
-    with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            conn.sendall(data)
-
-while True:
-    try:
-        conn, _ = server.accept()
-    except OSError:
-        break
-    threading.Thread(target=echo, args=(conn,), daemon=True).start()
-EOF
-pids+=($!)
+loopback_start_echo
 write_responder_config "$user" "$work/jail"
-"$walguard" --config responder.conf 2>responder.log &
-responder_pid=$!
-pids+=("$responder_pid")
-"$walguard" --config initiator.conf 2>initiator.log &
-pids+=($!)
+loopback_start_daemons
 wait_for_port "$sink_port" || fail "sink did not start"
 wait_for_port "$forward_port" || fail "initiator did not start listening"
 grep -q 'event=privileges_dropped' responder.log || sleep 1
