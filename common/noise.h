@@ -60,7 +60,7 @@ struct noise_cipher {
 /*
  * Encrypt len bytes of plaintext into out, which must have room for
  * len + NOISE_TAG_LEN bytes; out may equal plaintext. Without a key the
- * plaintext is copied unchanged, as the specification says.
+ * plaintext is copied unchanged, as the specification requires.
  */
 enum noise_result noise_cipher_encrypt(struct noise_cipher *cipher,
 				       const uint8_t *ad, size_t ad_len,
@@ -119,7 +119,7 @@ void noise_public_key(uint8_t pub[NOISE_KEY_LEN], const uint8_t priv[NOISE_KEY_L
  * static public key as remote_static; the responder passes NULL and learns
  * the initiator's key from the initiation. psk may be NULL (all zero bytes
  * are used), and the responder usually sets it later with
- * noise_handshake_set_psk() once it knows who the initiator is.
+ * noise_handshake_set_psk() once it has identified the initiator.
  */
 enum noise_result noise_ik_init(struct noise_handshake *hs, enum noise_role role,
 				bool psk2,
@@ -138,7 +138,7 @@ enum noise_result noise_ik_write_initiation(struct noise_handshake *hs,
 
 /*
  * Read an initiation of exactly len bytes. payload receives
- * len - NOISE_IK_INITIATION_LEN(0) bytes; hs->rs then holds the initiator's
+ * len - NOISE_IK_INITIATION_LEN(0) bytes; hs->rs then contains the initiator's
  * static public key, which the caller must check against its known peers.
  */
 enum noise_result noise_ik_read_initiation(struct noise_handshake *hs,

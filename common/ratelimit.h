@@ -1,8 +1,8 @@
 /*
  * A token bucket per source address, for work that strangers can cause
  * (failed handshakes). Fixed memory: a table of RATELIMIT_TABLE_SIZE
- * buckets indexed by a keyed hash of the address, so that nobody who lacks
- * the random key can aim addresses at one bucket. Two addresses that share
+ * buckets indexed by a keyed hash of the address, so that an attacker
+ * without the random key cannot aim addresses at one bucket. Two addresses that share
  * a bucket take turns owning it; the newcomer starts with a full bucket.
  */
 #ifndef WALGUARD_RATELIMIT_H

@@ -30,8 +30,8 @@
  *   ciphertext = ChaCha20-Poly1305(key, nonce = counter, ad = length bytes, plaintext)
  *   plaintext  = type (1 byte) || body
  *
- * The counter of each direction starts at 0 and grows by one per record; it
- * is never sent, so a dropped, repeated or reordered record fails to
+ * The counter of each direction starts at 0 and grows by one per record.
+ * It is never sent, so a dropped, repeated or reordered record fails to
  * decrypt.
  */
 #define FRAME_HEADER_LEN 2

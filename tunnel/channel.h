@@ -38,8 +38,8 @@ struct channel_events {
 	/*
 	 * The channel closed by itself: an error, a reset from the other
 	 * side, or both sides finished with FIN (then clean is true). reason
-	 * says why in a few words. The channel must not be used after this
-	 * call. It is not called for a close the owner asked for.
+	 * states the cause in a few words. The channel must not be used
+	 * after this call. It is not called for a close the owner asked for.
 	 */
 	void (*closed)(void *owner, bool clean, const char *reason);
 };

@@ -177,7 +177,7 @@ void tcp_channel_free_cache(void)
 		sodium_free(secrets_cache[--secrets_cached]);
 }
 
-/* Switch from the small handshake buffer to one that holds any record. */
+/* Switch from the small handshake buffer to one large enough for any record. */
 static int channel_alloc_rx(struct tcp_channel *channel)
 {
 	uint8_t *rx = malloc(FRAME_MAX_RECORD_LEN);
@@ -298,9 +298,8 @@ static void channel_fail(struct tcp_channel *channel, bool clean, const char *re
 }
 
 /*
- * Responder failures before the handshake is done get no answer: the
- * socket is closed without a byte sent. They are logged with a rate limit
- * because a stranger can cause them.
+ * Close a responder connection whose handshake failed, without sending a
+ * byte. The line is rate-limited because a stranger can cause it.
  */
 static void channel_reject(struct tcp_channel *channel, const char *reason)
 {
@@ -338,10 +337,10 @@ static void on_write_done(uv_write_t *request, int status)
 }
 
 /*
- * Write len bytes at data. Tries a direct write first; whatever the kernel
- * does not take is queued. When block is not NULL it is the allocation
- * that data points into, and the queue takes it (*block_taken is set);
- * otherwise the rest is copied.
+ * Write len bytes at data: directly first, then whatever the kernel did
+ * not take goes to the write queue. When block is the allocation that data
+ * points into, the queue takes ownership of it and *block_taken is set.
+ * Without a block, the rest is copied.
  */
 static int channel_write(struct tcp_channel *channel, uint8_t *data, size_t len,
 			 uint8_t *block, bool *block_taken)
@@ -387,7 +386,7 @@ static int channel_write(struct tcp_channel *channel, uint8_t *data, size_t len,
 
 	error = uv_write(&write->request, (uv_stream_t *)&channel->socket, &buffer, 1, on_write_done);
 	if (error < 0) {
-		/* uv_write fails only on a closed socket; the block goes back. */
+		/* The caller keeps the block, so it must not be freed here. */
 		if (block_taken != NULL)
 			*block_taken = false;
 		free(write);
@@ -450,9 +449,9 @@ static void on_handshake_timeout(uv_timer_t *timer)
 
 /*
  * Kernel keepalive probes after keepalive_interval of silence watch an
- * idle path. TCP_USER_TIMEOUT is not set: Linux counts the time a slow
- * reader keeps a zero window against it and would cut a healthy but
- * slow connection; on_tick() checks acknowledgements instead.
+ * idle path. TCP_USER_TIMEOUT is not set, because Linux counts the time a
+ * slow reader keeps a zero window against it and would cut a healthy
+ * connection. on_tick() checks acknowledgements instead.
  */
 static void set_socket_options(struct tcp_channel *channel)
 {
@@ -619,9 +618,9 @@ static void channel_open_responder(struct tcp_channel *channel)
 }
 
 /*
- * Check the initiation and answer it. The handshake state lives on the
- * stack until the initiator is known and allowed in, so that a failed
- * initiation allocates nothing.
+ * Check the initiation and send the response. The handshake state lives
+ * on the stack until the initiator is known and allowed in, so that a
+ * failed initiation allocates nothing.
  */
 static void handle_initiation(struct tcp_channel *channel)
 {
@@ -1249,8 +1248,8 @@ static void tcp_close(struct channel *base, bool reset, const char *reason)
 		uint8_t record[FRAME_OVERHEAD];
 		size_t record_len;
 
-		/* Best effort: behind a full queue the RESET is lost, and the
-		 * TCP close alone tells the other side. */
+		/* Best effort: behind a full queue the RESET is dropped, and the
+		 * other side learns of the failure from the TCP close alone. */
 		if (frame_seal(&channel->secrets->send, record, FRAME_RESET, 0, &record_len) == FRAME_OK &&
 		    tcp_queued(base) == 0) {
 			uv_buf_t buffer = uv_buf_init((char *)record, (unsigned int)record_len);
