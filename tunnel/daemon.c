@@ -1,10 +1,12 @@
 #include "daemon.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -46,6 +48,54 @@ struct peer *daemon_find_peer_by_key(struct daemon *daemon, const uint8_t public
 	return NULL;
 }
 
+/* Lines about connections rejected at the descriptor limit. */
+#define DESCRIPTOR_LOG_INTERVAL_MS 10000
+#define DESCRIPTOR_LOG_BURST 5
+
+/* Each forwarded connection has one socket on each side of the daemon. */
+#define SOCKETS_PER_CONNECTION 2
+
+bool daemon_has_descriptors(const struct daemon *daemon, size_t needed)
+{
+	size_t in_use = daemon->descriptors_at_start + daemon->sockets;
+
+	return in_use + needed + DAEMON_DESCRIPTOR_RESERVE <= daemon->descriptor_limit;
+}
+
+static void on_rejected_closed(uv_handle_t *handle)
+{
+	free(handle);
+}
+
+/*
+ * Take the waiting connection off the listener and reset it. libuv stops
+ * reading a listener whose connection is not accepted, so it must be.
+ */
+static void reject_connection(struct daemon *daemon, uv_stream_t *listener, const char *listener_fields)
+{
+	char address[64] = "-";
+	uv_tcp_t *handle = malloc(sizeof(*handle));
+	uint64_t suppressed;
+
+	/* NOTE: without memory the connection stays unaccepted, and libuv does not read this listener again. */
+	if (handle == NULL) {
+		log_event(LOG_ERROR, "accept_failed", "%s error=\"out of memory\"", listener_fields);
+		return;
+	}
+	uv_tcp_init(daemon->loop, handle);
+	if (uv_accept(listener, (uv_stream_t *)handle) == 0)
+		daemon_format_peer_address(address, sizeof(address), handle);
+	uv_tcp_close_reset(handle, on_rejected_closed);
+	daemon->counters.connections_rejected++;
+	if (log_ratelimit_allow(&daemon->descriptor_log, daemon_now_ms(daemon), &suppressed))
+		log_event(LOG_WARN, "connection_rejected",
+			  "%s addr=%s suppressed=%llu error=\"at the descriptor limit: %zu of %zu in use, "
+			  "%d kept in reserve; raise the limit (LimitNOFILE= in the service unit, or ulimit -n)\"",
+			  listener_fields, address, (unsigned long long)suppressed,
+			  daemon->descriptors_at_start + daemon->sockets, daemon->descriptor_limit,
+			  DAEMON_DESCRIPTOR_RESERVE);
+}
+
 static void on_tunnel_connection(uv_stream_t *listener, int status)
 {
 	struct daemon *daemon = listener->data;
@@ -59,6 +109,10 @@ static void on_tunnel_connection(uv_stream_t *listener, int status)
 				  (unsigned long long)suppressed, uv_strerror(status));
 		return;
 	}
+	if (!daemon_has_descriptors(daemon, SOCKETS_PER_CONNECTION)) {
+		reject_connection(daemon, listener, "peer=- listener=tunnel");
+		return;
+	}
 	tcp_channel_accept(daemon, listener);
 }
 
@@ -69,6 +123,13 @@ static void on_forward_connection(uv_stream_t *listener, int status)
 	if (status < 0) {
 		log_event(LOG_WARN, "accept_failed", "peer=%s listener=forward error=\"%s\"", peer->name,
 			  uv_strerror(status));
+		return;
+	}
+	if (!daemon_has_descriptors(peer->daemon, SOCKETS_PER_CONNECTION)) {
+		char fields[128];
+
+		snprintf(fields, sizeof(fields), "peer=%s listener=forward", peer->name);
+		reject_connection(peer->daemon, listener, fields);
 		return;
 	}
 	forward_accept_local(peer, listener);
@@ -122,7 +183,8 @@ static void log_status(struct daemon *daemon, const char *event)
 	log_event(LOG_INFO, event,
 		  "connections=%zu pending_handshakes=%u handshakes_completed=%llu handshakes_rejected=%llu "
 		  "handshakes_rate_limited=%llu handshakes_evicted=%llu dials_failed=%llu "
-		  "connections_opened=%llu connections_reset=%llu rejections_not_logged=%llu",
+		  "connections_opened=%llu connections_reset=%llu connections_rejected=%llu "
+		  "descriptors=%zu descriptor_limit=%zu rejections_not_logged=%llu",
 		  count_forwards(daemon), (unsigned)daemon->pending_handshakes,
 		  (unsigned long long)counters->handshakes_completed,
 		  (unsigned long long)counters->handshakes_rejected,
@@ -130,6 +192,8 @@ static void log_status(struct daemon *daemon, const char *event)
 		  (unsigned long long)counters->handshakes_evicted, (unsigned long long)counters->dials_failed,
 		  (unsigned long long)counters->connections_opened,
 		  (unsigned long long)counters->connections_reset,
+		  (unsigned long long)counters->connections_rejected,
+		  daemon->descriptors_at_start + daemon->sockets, daemon->descriptor_limit,
 		  (unsigned long long)daemon->rejected_log.suppressed);
 }
 
@@ -193,6 +257,50 @@ static void on_signal(uv_signal_t *handle, int signal_number)
 	daemon_stop(daemon, signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/*
+ * Count the open descriptors from /proc/self/fd, less the one reading it.
+ * Without /proc, probe the first 1024: a daemon that has only just bound
+ * its listeners has none above that.
+ */
+static size_t count_open_descriptors(void)
+{
+	DIR *directory = opendir("/proc/self/fd");
+	struct dirent *entry;
+	size_t count = 0;
+
+	if (directory == NULL) {
+		for (int fd = 0; fd < 1024; fd++) {
+			if (fcntl(fd, F_GETFD) != -1)
+				count++;
+		}
+		return count;
+	}
+	while ((entry = readdir(directory)) != NULL) {
+		if (entry->d_name[0] != '.')
+			count++;
+	}
+	closedir(directory);
+	return count > 0 ? count - 1 : 0;
+}
+
+static void measure_descriptors(struct daemon *daemon)
+{
+	struct rlimit limit;
+
+	daemon->descriptor_limit = SIZE_MAX / 2;
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+	    limit.rlim_cur < daemon->descriptor_limit)
+		daemon->descriptor_limit = limit.rlim_cur;
+	daemon->descriptors_at_start = count_open_descriptors();
+	log_event(LOG_DEBUG, "descriptor_budget", "open=%zu limit=%zu reserve=%d", daemon->descriptors_at_start,
+		  daemon->descriptor_limit, DAEMON_DESCRIPTOR_RESERVE);
+	if (!daemon_has_descriptors(daemon, SOCKETS_PER_CONNECTION))
+		log_event(LOG_WARN, "descriptor_limit",
+			  "error=\"the limit of %zu descriptors leaves no room for a connection: raise it "
+			  "(LimitNOFILE= in the service unit, or ulimit -n)\"",
+			  daemon->descriptor_limit);
+}
+
 static int daemon_start(struct daemon *daemon)
 {
 	struct config *config = daemon->config;
@@ -244,6 +352,9 @@ static int daemon_start(struct daemon *daemon)
 		peer->has_forward_listener = true;
 	}
 
+	/* Before a chroot, which may hide /proc. */
+	measure_descriptors(daemon);
+
 	if (privileges_drop(config) != 0)
 		return -1;
 	return 0;
@@ -269,6 +380,7 @@ int daemon_run(struct config *config)
 {
 	struct daemon daemon;
 	struct log_ratelimit rejected_log = LOG_RATELIMIT_INIT(REJECTED_LOG_INTERVAL_MS, REJECTED_LOG_BURST);
+	struct log_ratelimit descriptor_log = LOG_RATELIMIT_INIT(DESCRIPTOR_LOG_INTERVAL_MS, DESCRIPTOR_LOG_BURST);
 	char public_key[KEY_BASE64_LEN + 1];
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 	int status = 0;
@@ -284,6 +396,7 @@ int daemon_run(struct config *config)
 		       DAEMON_FAILED_HANDSHAKE_BURST, hash_key);
 	daemon.config = config;
 	daemon.rejected_log = rejected_log;
+	daemon.descriptor_log = descriptor_log;
 	daemon.loop = uv_default_loop();
 
 	/* A write to a connection the other side closed must fail, not kill us. */

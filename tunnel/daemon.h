@@ -34,6 +34,14 @@
 #define DAEMON_HIGH_WATER (256 * 1024)
 #define DAEMON_LOW_WATER (64 * 1024)
 
+/*
+ * Descriptors kept free for what the daemon opens besides its sockets:
+ * name lookups in libuv's thread pool, and the spare descriptor libuv
+ * uses to shed connections when accept() fails. A connection that would
+ * eat into them is rejected with a log line instead.
+ */
+#define DAEMON_DESCRIPTOR_RESERVE 16
+
 struct daemon;
 
 /* Totals since start, logged on SIGUSR1 and at stop. */
@@ -45,6 +53,7 @@ struct daemon_counters {
 	uint64_t dials_failed;		/* initiator */
 	uint64_t connections_opened;
 	uint64_t connections_reset;	/* closed because of an error or reset */
+	uint64_t connections_rejected;	/* accepted and closed at once: descriptor limit */
 };
 
 struct peer {
@@ -92,8 +101,18 @@ struct daemon {
 	uint32_t pending_handshakes;
 	uint64_t next_connection_id;
 	struct log_ratelimit rejected_log;
+	struct log_ratelimit descriptor_log;
 	struct ratelimit *failed_handshakes;
 	struct daemon_counters counters;
+
+	/*
+	 * The descriptor budget: the soft limit, the descriptors open once
+	 * the listeners were bound, and the sockets of live connections
+	 * since then (counted by forward.c and tcp_channel.c).
+	 */
+	size_t descriptor_limit;
+	size_t descriptors_at_start;
+	size_t sockets;
 
 	/* So that a stop can close them: forwarded connections, and tunnel
 	 * connections whose handshake has not finished. */
@@ -102,6 +121,12 @@ struct daemon {
 };
 
 int daemon_run(struct config *config);
+
+/*
+ * Whether a new connection that needs NEEDED more sockets fits in the
+ * descriptor budget. If not, it is rejected and logged.
+ */
+bool daemon_has_descriptors(const struct daemon *daemon, size_t needed);
 
 /* Called by forward.c when a forwarded connection is freed. */
 void daemon_forward_removed(struct daemon *daemon);

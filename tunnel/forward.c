@@ -95,6 +95,7 @@ static struct forward *forward_new(struct peer *peer, uint64_t id, bool initiato
 	forward->initiator = initiator;
 	forward->started_ms = daemon_now_ms(peer->daemon);
 	uv_tcp_init(peer->daemon->loop, &forward->local);
+	peer->daemon->sockets++;
 	uv_timer_init(peer->daemon->loop, &forward->retry_timer);
 	forward->local.data = forward;
 	forward->retry_timer.data = forward;
@@ -113,6 +114,7 @@ static void forward_free_if_done(struct forward *forward)
 	if (forward->open_handles > 0 || forward->resolving)
 		return;
 	forward->peer->connection_count--;
+	daemon->sockets--;
 	list_remove(forward);
 	free(forward->block);
 	free(forward);

@@ -207,6 +207,7 @@ static struct tcp_channel *channel_new(struct daemon *daemon, uint64_t id, bool 
 	channel->id = id;
 	snprintf(channel->address, sizeof(channel->address), "-");
 	uv_tcp_init(daemon->loop, &channel->socket);
+	daemon->sockets++;
 	uv_timer_init(daemon->loop, &channel->timer);
 	channel->socket.data = channel;
 	channel->timer.data = channel;
@@ -218,6 +219,7 @@ static void channel_free_if_done(struct tcp_channel *channel)
 {
 	if (channel->open_handles > 0 || channel->resolving)
 		return;
+	channel->daemon->sockets--;
 	channel_release_secrets(channel);
 	if (channel->rx != channel->handshake_rx)
 		free(channel->rx);
