@@ -627,6 +627,7 @@ static void config_set_interface_key(struct parse_state *state, enum interface_k
 	switch (key) {
 	case INTERFACE_PRIVATE_KEY_FILE:
 		config->private_key_file = config_resolve_path(state, value);
+		config->private_key_file_line = state->line;
 		if (config->private_key_file == NULL)
 			config_error(state, state->line, "[interface] key '%s': out of memory", name);
 		break;
@@ -721,6 +722,7 @@ static void config_set_peer_key(struct parse_state *state, enum peer_key key, co
 		break;
 	case PEER_PRESHARED_KEY_FILE:
 		peer->preshared_key_file = config_resolve_path(state, value);
+		peer->preshared_key_file_line = state->line;
 		result = peer->preshared_key_file != NULL ? 0 : -1;
 		if (result != 0)
 			config_error(state, state->line, "[peer %s] key '%s': out of memory",
@@ -1309,14 +1311,14 @@ int config_load_secrets(struct config *config, struct config_errors *errors)
 		result = -1;
 	} else {
 		config->private_key = config_load_key(config, config->private_key_file, "[interface]",
-						      "private_key_file", 0, errors);
+						      "private_key_file", config->private_key_file_line, errors);
 		if (config->private_key == NULL)
 			result = -1;
 	}
 	if (config->private_key != NULL &&
 	    crypto_scalarmult_base(config->public_key, config->private_key) != 0) {
-		config_errors_add(errors, "%s: [interface] key 'private_key_file': %s: not a usable X25519 private key (make a new one with 'walguard-keygen genkey')",
-				  config->path, config->private_key_file);
+		config_errors_add(errors, "%s:%d: [interface] key 'private_key_file': %s: not a usable X25519 private key (make a new one with 'walguard-keygen genkey')",
+				  config->path, config->private_key_file_line, config->private_key_file);
 		sodium_free(config->private_key);
 		config->private_key = NULL;
 		result = -1;
@@ -1330,7 +1332,7 @@ int config_load_secrets(struct config *config, struct config_errors *errors)
 		peer->preshared_key = NULL;
 		if (peer->preshared_key_file != NULL) {
 			peer->preshared_key = config_load_key(config, peer->preshared_key_file, label,
-							      "preshared_key_file", peer->line, errors);
+							      "preshared_key_file", peer->preshared_key_file_line, errors);
 			if (peer->preshared_key == NULL)
 				result = -1;
 		}

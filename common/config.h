@@ -51,6 +51,7 @@ struct config_peer {
 	int line;			/* line of the section header */
 	uint8_t public_key[KEY_LEN];
 	char *preshared_key_file;	/* resolved against the config file's folder, or NULL */
+	int preshared_key_file_line;
 	uint8_t *preshared_key;		/* sodium_malloc(), set by config_load_secrets(), or NULL */
 
 	bool has_endpoint;
@@ -73,6 +74,7 @@ struct config {
 
 	/* [interface] */
 	char *private_key_file;		/* resolved against the config file's folder */
+	int private_key_file_line;
 	uint8_t *private_key;		/* sodium_malloc(), set by config_load_secrets() */
 	uint8_t public_key[KEY_LEN];	/* set by config_load_secrets() */
 	bool has_listen;

@@ -1116,7 +1116,7 @@ static void load_secrets_bad_mode(void **unused)
 
 	assert_int_equal(load_with_secrets(&config, &errors, KEY_A), -1);
 	assert_int_equal(errors.count, 1);
-	assert_contains(errors.lines[0], ":4: [peer a] key 'preshared_key_file': ");
+	assert_contains(errors.lines[0], ":6: [peer a] key 'preshared_key_file': ");
 	assert_contains(errors.lines[0], "(mode 0640)");
 	snprintf(fix, sizeof(fix), "chmod 600 %s", psk_path);
 	assert_contains(errors.lines[0], fix);
@@ -1139,7 +1139,7 @@ static void load_secrets_missing_private_key(void **unused)
 
 	assert_int_equal(load_with_secrets(&config, &errors, KEY_A), -1);
 	assert_int_equal(errors.count, 1);
-	assert_contains(errors.lines[0], "[interface] key 'private_key_file': ");
+	assert_contains(errors.lines[0], ":2: [interface] key 'private_key_file': ");
 	assert_contains(errors.lines[0], key_path);
 	assert_contains(errors.lines[0], "No such file or directory");
 	assert_null(config.private_key);
