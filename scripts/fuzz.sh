@@ -22,12 +22,12 @@
 # change to the wire format or to the fixed keys, regenerate them with:
 #   meson setup build && ninja -C build tests/fuzz/make_corpus
 #   build/tests/fuzz/make_corpus tests/fuzz/corpus
-# The seeds for config and key are written by hand.
+# The seeds for config, http and key are written by hand.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-fuzz"
-all_targets=(config frame handshake key)
+all_targets=(config frame handshake http key)
 seconds=60
 case "${1:-}" in
 [0-9]*) seconds=$1; shift ;;
