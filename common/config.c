@@ -345,6 +345,8 @@ enum interface_key {
 	INTERFACE_SHUTDOWN_GRACE,
 	INTERFACE_USER,
 	INTERFACE_CHROOT,
+	INTERFACE_METRICS_LISTEN,
+	INTERFACE_ALLOW_REMOTE_METRICS_LISTEN,
 	INTERFACE_KEY_COUNT,
 };
 
@@ -373,6 +375,8 @@ static const char *const interface_key_names[INTERFACE_KEY_COUNT] = {
 	[INTERFACE_SHUTDOWN_GRACE] = "shutdown_grace",
 	[INTERFACE_USER] = "user",
 	[INTERFACE_CHROOT] = "chroot",
+	[INTERFACE_METRICS_LISTEN] = "metrics_listen",
+	[INTERFACE_ALLOW_REMOTE_METRICS_LISTEN] = "allow_remote_metrics_listen",
 };
 
 /* The duration keys of [interface]: where each goes and its allowed range. */
@@ -639,14 +643,26 @@ static void config_set_interface_key(struct parse_state *state, enum interface_k
 		}
 		config->has_listen = true;
 		break;
+	case INTERFACE_METRICS_LISTEN:
+		if (config_parse_socket_address(&config->metrics_listen, value, &error) != 0) {
+			config_error(state, state->line, "[interface] key '%s': %s in '%s' (%s)",
+				     name, error, value, HINT_ADDRESS_PORT);
+			break;
+		}
+		config->has_metrics_listen = true;
+		break;
 	case INTERFACE_ALLOW_REMOTE_FORWARD_LISTEN:
+	case INTERFACE_ALLOW_REMOTE_METRICS_LISTEN:
 		if (config_parse_bool(value, &flag) != 0) {
 			config_error(state, state->line,
 				     "[interface] key '%s': invalid boolean '%s' (expected yes, no, true, false, on, off, 1 or 0)",
 				     name, value);
 			break;
 		}
-		config->allow_remote_forward_listen = flag;
+		if (key == INTERFACE_ALLOW_REMOTE_FORWARD_LISTEN)
+			config->allow_remote_forward_listen = flag;
+		else
+			config->allow_remote_metrics_listen = flag;
 		break;
 	case INTERFACE_LOG_LEVEL:
 		if (log_level_parse(value, &config->log_level) != 0)
@@ -1038,6 +1054,26 @@ static char *config_read_line(char *buffer, int size, void *stream)
 
 /* ---- Checks across keys and sections ---- */
 
+/* The metrics listener sends counters in clear text, so it stays on loopback unless told. */
+static void config_check_metrics_listen(struct parse_state *state)
+{
+	const struct config *config = state->config;
+	int line = state->interface_key_line[INTERFACE_METRICS_LISTEN];
+	char address[INET6_ADDRSTRLEN + 8];
+
+	if (!config->has_metrics_listen)
+		return;
+	config_format_address(address, sizeof(address), &config->metrics_listen);
+	if (!config->allow_remote_metrics_listen && !config_address_is_loopback(&config->metrics_listen))
+		config_error(state, line,
+			     "[interface] key 'metrics_listen': %s is not a loopback address (use 127.0.0.1 or [::1], or set allow_remote_metrics_listen = yes)",
+			     address);
+	if (config->has_listen && config_address_equal(&config->listen, &config->metrics_listen))
+		config_error(state, line,
+			     "[interface] key 'metrics_listen': %s is also the listen address (use another port)",
+			     address);
+}
+
 static void config_check_interface(struct parse_state *state)
 {
 	if (state->interface_line == 0) {
@@ -1056,6 +1092,7 @@ static void config_check_interface(struct parse_state *state)
 			     (unsigned)state->config->keepalive_timeout_ms,
 			     (unsigned)state->config->keepalive_interval_ms);
 	}
+	config_check_metrics_listen(state);
 }
 
 static void config_check_forward_listen(struct parse_state *state, size_t index)
@@ -1083,6 +1120,10 @@ static void config_check_forward_listen(struct parse_state *state, size_t index)
 	if (config->has_listen && config_address_equal(&config->listen, &peer->forward_listen))
 		config_error(state, line,
 			     "[peer %s] key 'forward_listen': %s is also the [interface] listen address (use another port)",
+			     peer->name, address);
+	if (config->has_metrics_listen && config_address_equal(&config->metrics_listen, &peer->forward_listen))
+		config_error(state, line,
+			     "[peer %s] key 'forward_listen': %s is also the [interface] metrics_listen address (use another port)",
 			     peer->name, address);
 	for (size_t j = 0; j < index; j++) {
 		if (config->peers[j].has_forward_listen &&

@@ -80,6 +80,9 @@ struct config {
 	bool has_listen;
 	struct sockaddr_storage listen;
 	bool allow_remote_forward_listen;
+	bool has_metrics_listen;
+	struct sockaddr_storage metrics_listen;	/* HTTP, for Prometheus */
+	bool allow_remote_metrics_listen;
 	enum log_level log_level;
 	uint32_t handshake_timeout_ms;
 	uint32_t max_connections_per_peer;

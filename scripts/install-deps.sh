@@ -10,7 +10,7 @@ libsodium-dev libuv1-dev libinih-dev
 libcmocka-dev libjansson-dev
 clang libclang-rt-14-dev
 postgresql-15 postgresql-client-15
-iproute2 iptables procps psmisc util-linux tcpdump socat
+iproute2 iptables procps psmisc util-linux tcpdump socat curl python3
 "
 
 if [ "$(id -u)" -ne 0 ]; then

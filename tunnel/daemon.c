@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "forward.h"
+#include "metrics.h"
 #include "privileges.h"
 #include "tcp_channel.h"
 
@@ -238,6 +240,7 @@ static void daemon_stop(struct daemon *daemon, const char *why)
 			uv_close((uv_handle_t *)&daemon->peers[i].forward_listener, NULL);
 	}
 	tcp_channel_close_pending(daemon);
+	metrics_stop(daemon);
 
 	if (daemon->forwards == NULL) {
 		daemon_finish_stop(daemon);
@@ -352,6 +355,9 @@ static int daemon_start(struct daemon *daemon)
 		peer->has_forward_listener = true;
 	}
 
+	if (config->has_metrics_listen && metrics_start(daemon) != 0)
+		return -1;
+
 	/* Before a chroot, which may hide /proc. */
 	measure_descriptors(daemon);
 
@@ -398,6 +404,7 @@ int daemon_run(struct config *config)
 	daemon.rejected_log = rejected_log;
 	daemon.descriptor_log = descriptor_log;
 	daemon.loop = uv_default_loop();
+	daemon.start_time = time(NULL);
 
 	/* A write to a connection the other side closed must fail, not kill us. */
 	signal(SIGPIPE, SIG_IGN);

@@ -79,6 +79,11 @@ struct peer {
 	uint32_t dial_failures;
 	uint64_t dial_not_before_ms;
 	struct log_ratelimit dial_log;
+
+	/* For the metrics: bytes of connections already closed (see forward_peer_bytes()). */
+	uint64_t closed_bytes_sent;
+	uint64_t closed_bytes_received;
+	int64_t last_handshake_time;	/* Unix seconds, 0 before the first */
 };
 
 /* Dial retries: 100 ms, doubling up to the peer's dial_backoff_max, with jitter. */
@@ -118,6 +123,13 @@ struct daemon {
 	 * connections whose handshake has not finished. */
 	struct forward *forwards;
 	struct tcp_channel *pending_channels;
+
+	int64_t start_time;		/* Unix seconds */
+	bool has_metrics_listener;
+	uv_tcp_t metrics_listener;
+	struct metrics_client *metrics_clients;
+	uint32_t metrics_client_count;
+	struct log_ratelimit metrics_log;
 };
 
 int daemon_run(struct config *config);

@@ -114,6 +114,8 @@ static void forward_free_if_done(struct forward *forward)
 	if (forward->open_handles > 0 || forward->resolving)
 		return;
 	forward->peer->connection_count--;
+	forward->peer->closed_bytes_sent += forward->bytes_to_channel;
+	forward->peer->closed_bytes_received += forward->bytes_to_local;
 	daemon->sockets--;
 	list_remove(forward);
 	free(forward->block);
@@ -695,3 +697,15 @@ static const struct channel_events forward_events = {
 	.drained = channel_drained,
 	.closed = channel_closed,
 };
+
+void forward_peer_bytes(const struct peer *peer, uint64_t *sent, uint64_t *received)
+{
+	*sent = peer->closed_bytes_sent;
+	*received = peer->closed_bytes_received;
+	for (const struct forward *forward = peer->daemon->forwards; forward != NULL; forward = forward->next) {
+		if (forward->peer != peer)
+			continue;
+		*sent += forward->bytes_to_channel;
+		*received += forward->bytes_to_local;
+	}
+}

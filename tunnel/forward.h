@@ -27,4 +27,10 @@ const struct forward *forward_next(const struct forward *forward);
 /* Reset every forwarded connection (on stop). */
 void forward_close_all(struct daemon *daemon, const char *reason);
 
+/*
+ * Total bytes forwarded for a peer since start, closed and open
+ * connections alike: sent into the tunnel, and received from it.
+ */
+void forward_peer_bytes(const struct peer *peer, uint64_t *sent, uint64_t *received);
+
 #endif

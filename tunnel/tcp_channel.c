@@ -612,6 +612,7 @@ static void channel_open_responder(struct tcp_channel *channel)
 	channel->state = TCP_CHANNEL_OPEN;
 	channel_start_ticks(channel);
 	channel->daemon->counters.handshakes_completed++;
+	peer->last_handshake_time = time(NULL);
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=responder",
 		  peer->name, channel->address, (unsigned long long)channel->id);
 	/* From here the forward owns the channel and the connection count. */
@@ -737,6 +738,7 @@ static void handle_response(struct tcp_channel *channel)
 	channel->state = TCP_CHANNEL_OPEN;
 	channel_start_ticks(channel);
 	channel->daemon->counters.handshakes_completed++;
+	channel->peer->last_handshake_time = time(NULL);
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s conn=%llu role=initiator",
 		  peer_name(channel), channel->address, (unsigned long long)channel->id);
 	if (channel_send_control(channel, FRAME_OPEN) != 0)

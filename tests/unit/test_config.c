@@ -606,6 +606,50 @@ static void remote_forward_listen_allowed(void **unused)
 	parse_free(&parse);
 }
 
+static void metrics_listen_parsed(void **unused)
+{
+	struct parse parse;
+
+	assert_parses(&parse, INTERFACE "metrics_listen = 127.0.0.1:9187\n[peer a]\npublic_key = " KEY_A "\n");
+	assert_true(parse.config.has_metrics_listen);
+	assert_address(&parse.config.metrics_listen, "127.0.0.1:9187");
+	parse_free(&parse);
+
+	assert_parses(&parse, INTERFACE "[peer a]\npublic_key = " KEY_A "\n");
+	assert_false(parse.config.has_metrics_listen);
+	parse_free(&parse);
+}
+
+static void metrics_listen_errors(void **unused)
+{
+	assert_one_error(INTERFACE "metrics_listen = 127.0.0.1\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'metrics_listen': ", "missing port");
+	assert_one_error(INTERFACE "metrics_listen = localhost:9187\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'metrics_listen': ", "localhost:9187");
+	assert_one_error(INTERFACE "metrics_listen = 0.0.0.0:9187\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'metrics_listen': ",
+			 "0.0.0.0:9187 is not a loopback address");
+	assert_one_error(INTERFACE "metrics_listen = 0.0.0.0:5434\nallow_remote_metrics_listen = yes\n"
+			 "[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'metrics_listen': ", "also the listen address");
+	assert_one_error(INTERFACE "metrics_listen = 127.0.0.1:5433\n[peer a]\npublic_key = " KEY_A "\n"
+			 "endpoint = h:1\nforward_listen = 127.0.0.1:5433\nforward_target = 127.0.0.1:5432\n",
+			 "primary.conf:8: [peer a] key 'forward_listen': ", "also the [interface] metrics_listen address");
+	assert_one_error(INTERFACE "allow_remote_metrics_listen = perhaps\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'allow_remote_metrics_listen': ", "invalid boolean 'perhaps'");
+}
+
+static void remote_metrics_listen_allowed(void **unused)
+{
+	struct parse parse;
+
+	assert_parses(&parse, "[peer a]\npublic_key = " KEY_A "\n" INTERFACE
+		      "metrics_listen = [::]:9187\nallow_remote_metrics_listen = yes\n");
+	assert_address(&parse.config.metrics_listen, "[::]:9187");
+	assert_true(parse.config.allow_remote_metrics_listen);
+	parse_free(&parse);
+}
+
 static void loopback_range_accepted(void **unused)
 {
 	struct parse parse;
@@ -1238,6 +1282,9 @@ int main(void)
 		cmocka_unit_test(loopback_range_accepted),
 		cmocka_unit_test(shared_forward_listen_rejected),
 		cmocka_unit_test(forward_listen_equal_to_listen),
+		cmocka_unit_test(metrics_listen_parsed),
+		cmocka_unit_test(metrics_listen_errors),
+		cmocka_unit_test(remote_metrics_listen_allowed),
 		cmocka_unit_test(missing_port_rejected),
 		cmocka_unit_test(port_out_of_range_rejected),
 		cmocka_unit_test(bad_hosts_rejected),
