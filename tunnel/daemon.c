@@ -13,6 +13,7 @@
 #include "forward.h"
 #include "privileges.h"
 #include "tcp_channel.h"
+#include "udp_transport.h"
 
 /* Lines about rejected tunnel connections: a stranger can cause them. */
 #define REJECTED_LOG_INTERVAL_MS 10000
@@ -125,7 +126,9 @@ static void on_forward_connection(uv_stream_t *listener, int status)
 			  uv_strerror(status));
 		return;
 	}
-	if (!daemon_has_descriptors(peer->daemon, SOCKETS_PER_CONNECTION)) {
+	/* Over UDP a connection needs only its local socket: the peer's session shares one. */
+	if (!daemon_has_descriptors(peer->daemon,
+				    peer->config->transport == CONFIG_TRANSPORT_UDP ? 1 : SOCKETS_PER_CONNECTION)) {
 		char fields[128];
 
 		snprintf(fields, sizeof(fields), "peer=%s listener=forward", peer->name);
@@ -170,6 +173,7 @@ static void daemon_finish_stop(struct daemon *daemon)
 {
 	if (uv_is_closing((uv_handle_t *)&daemon->sigterm))
 		return;
+	udp_transport_close(daemon);
 	uv_close((uv_handle_t *)&daemon->grace_timer, NULL);
 	uv_close((uv_handle_t *)&daemon->sigterm, NULL);
 	uv_close((uv_handle_t *)&daemon->sigint, NULL);
@@ -238,6 +242,7 @@ static void daemon_stop(struct daemon *daemon, const char *why)
 			uv_close((uv_handle_t *)&daemon->peers[i].forward_listener, NULL);
 	}
 	tcp_channel_close_pending(daemon);
+	udp_transport_stop_listening(daemon);
 
 	if (daemon->forwards == NULL) {
 		daemon_finish_stop(daemon);
@@ -352,6 +357,9 @@ static int daemon_start(struct daemon *daemon)
 		peer->has_forward_listener = true;
 	}
 
+	if (udp_transport_needed(config) && udp_transport_start(daemon) != 0)
+		return -1;
+
 	/* Before a chroot, which may hide /proc. */
 	measure_descriptors(daemon);
 
@@ -418,6 +426,7 @@ int daemon_run(struct config *config)
 	free(daemon.peers);
 	free(daemon.failed_handshakes);
 	tcp_channel_free_cache();
+	udp_transport_free(&daemon);
 	log_event(LOG_INFO, "stopped", "status=%d", status);
 	return status;
 }
