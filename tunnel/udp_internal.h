@@ -42,6 +42,7 @@
 struct udp_keypair {
 	bool valid;
 	bool confirmed;			/* a data datagram arrived with it (the initiator's are confirmed at once) */
+	bool initiated_here;		/* this host sent the initiation that made it */
 	uint32_t local_index;		/* what the peer puts in its datagrams to us */
 	uint32_t remote_index;		/* what we put in ours */
 	uint64_t created_ms;

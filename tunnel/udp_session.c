@@ -188,8 +188,18 @@ static struct udp_keypair *sending_keypair(struct udp_session *session)
 	bool usable = current->valid && current->confirmed && !keypair_expired(session, current) &&
 		      current->send_counter < DATAGRAM_COUNTER_LIMIT;
 
+	uint64_t rekey_after_ms = config->rekey_interval_ms;
+
+	/*
+	 * When both hosts may dial, the one that made the current keys
+	 * replaces them by age, and the other only when that did not happen
+	 * within handshake_timeout, so that they do not rekey at once and
+	 * push each other's keys out.
+	 */
+	if (current->valid && !current->initiated_here)
+		rekey_after_ms += config->handshake_timeout_ms;
 	if (session->initiator && !session->handshaking &&
-	    (!usable || now_ms(session->transport) - current->created_ms >= config->rekey_interval_ms ||
+	    (!usable || now_ms(session->transport) - current->created_ms >= rekey_after_ms ||
 	     current->send_counter >= config->rekey_after_records))
 		handshake_start(session);
 	return usable && session->has_endpoint ? current : NULL;
@@ -597,6 +607,7 @@ static void handle_response(struct udp_transport *transport, const struct datagr
 	current->send_counter = 0;
 	replay_window_init(&current->replay);
 	current->confirmed = true;
+	current->initiated_here = true;
 	current->valid = true;
 	session->last_received_ms = now_ms(transport);
 	transport->daemon->counters.handshakes_completed++;
