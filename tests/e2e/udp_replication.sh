@@ -3,7 +3,8 @@
 # streams WAL from its primary through the UDP transport alone.
 #
 # Both daemons have listen_udp and no TCP listen, and dial each other with
-# transport = udp. The standby's path to the primary's port 5432 is
+# transport = udp. rekey_interval = 2s makes the sessions change keys
+# several times while data flows. The standby's path to the primary's port 5432 is
 # blocked, so every byte goes standby -> 127.0.0.1:5433 (walguard) ->
 # UDP 198.18.0.1:5434 (walguard) -> 127.0.0.1:5432 on the primary.
 #
@@ -21,6 +22,9 @@ set -eu
 . "$(dirname "$0")/udp_lib.sh"
 
 rec_init udp_replication 170
+# Short enough that the sessions replace their keys several times during
+# the run, while the base backup and pgbench are in flight.
+rec_option both rekey_interval 2s
 rec_setup_network_and_keys
 rec_setup_primary
 udp_count_datagrams primary
@@ -52,6 +56,10 @@ grep -q "event=handshake_complete.*transport=udp role=initiator" "$(e2e_daemon_l
 	|| e2e_fail "the standby's daemon logged no UDP handshake as initiator"
 grep -q "event=handshake_complete.*transport=udp role=responder" "$(e2e_daemon_log primary)" \
 	|| e2e_fail "the primary's daemon logged no UDP handshake as responder"
+handshakes=$(grep -c "event=handshake_complete.*transport=udp" "$(e2e_daemon_log standby)" || true)
+echo "    the standby's daemon completed $handshakes UDP handshakes (rekey_interval = 2s)"
+[ "$handshakes" -ge 3 ] \
+	|| e2e_fail "the standby's daemon completed $handshakes UDP handshakes, expected rekeys to make at least 3"
 
 e2e_step "check the daemons"
 for node in primary standby; do
