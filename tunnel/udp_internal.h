@@ -100,6 +100,7 @@ struct udp_session {
 
 	uint64_t last_sent_ms;
 	uint64_t last_received_ms;
+	uint64_t unanswered_since_ms;	/* the first send after the last authenticated receive, or 0 */
 	uint64_t watched_since_ms;	/* when the first of the current channels appeared */
 
 	struct socket *listener;	/* responder: accepts the peer's associations */

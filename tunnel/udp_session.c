@@ -170,6 +170,8 @@ static void send_datagram(struct udp_session *session, const uint8_t *data, size
 
 	if (!transport->socket_open)
 		return;
+	if (session->unanswered_since_ms == 0)
+		session->unanswered_since_ms = now_ms(transport);
 	result = uv_udp_try_send(&transport->socket, &buffer, 1, to);
 	/* A datagram the kernel cannot take now is lost like any other; SCTP sends it again. */
 	if (result < 0)
@@ -179,6 +181,20 @@ static void send_datagram(struct udp_session *session, const uint8_t *data, size
 }
 
 static void handshake_start(struct udp_session *session);
+
+/*
+ * Whether the peer has answered nothing for a keepalive interval and a
+ * handshake timeout while this host kept sending: then it may have lost
+ * the session's keys (a restart), and a new handshake is due.
+ */
+static bool peer_silent(const struct udp_session *session)
+{
+	const struct config *config = config_of(session);
+
+	return session->unanswered_since_ms != 0 &&
+	       now_ms(session->transport) - session->unanswered_since_ms >=
+		       (uint64_t)config->keepalive_interval_ms + config->handshake_timeout_ms;
+}
 
 /* The key pair to send with, or NULL. An initiator starts a handshake when it has none or the key is due. */
 static struct udp_keypair *sending_keypair(struct udp_session *session)
@@ -200,7 +216,7 @@ static struct udp_keypair *sending_keypair(struct udp_session *session)
 		rekey_after_ms += config->handshake_timeout_ms;
 	if (session->initiator && !session->handshaking &&
 	    (!usable || now_ms(session->transport) - current->created_ms >= rekey_after_ms ||
-	     current->send_counter >= config->rekey_after_records))
+	     current->send_counter >= config->rekey_after_records || peer_silent(session)))
 		handshake_start(session);
 	return usable && session->has_endpoint ? current : NULL;
 }
@@ -610,6 +626,7 @@ static void handle_response(struct udp_transport *transport, const struct datagr
 	current->initiated_here = true;
 	current->valid = true;
 	session->last_received_ms = now_ms(transport);
+	session->unanswered_since_ms = 0;
 	transport->daemon->counters.handshakes_completed++;
 	log_event(LOG_DEBUG, "handshake_complete", "peer=%s addr=%s transport=udp role=initiator attempts=%u",
 		  session->peer->name, session->address, session->handshake_attempts);
@@ -655,6 +672,7 @@ static void handle_data(struct udp_transport *transport, const struct datagram *
 	replay_window_accept(&keypair->replay, parsed->counter, DATAGRAM_COUNTER_LIMIT);
 
 	session->last_received_ms = now_ms(transport);
+	session->unanswered_since_ms = 0;
 	/* Replies follow the peer to the source of its last authenticated datagram. */
 	if (!session->has_endpoint || !same_address(&session->endpoint, source)) {
 		memset(&session->endpoint, 0, sizeof(session->endpoint));
