@@ -1,9 +1,9 @@
 /*
  * Forwarded connections over the UDP transport: each one is an SCTP
  * association (one-to-one style, non-blocking) inside its peer's session.
- * SCTP gives the ordered, reliable stream, the retransmissions and the
- * flow control; every SCTP message starts with a one-byte record type,
- * because SCTP has no half-close of its own:
+ * SCTP provides the ordered, reliable stream, the retransmissions and the
+ * flow control. SCTP has no half-close of its own, so every SCTP message
+ * starts with a one-byte record type:
  *
  *   OPEN (1)   the initiator's first message; only then does the responder connect to forward_target
  *   DATA (2)   bytes of the forwarded connection, at least one
@@ -786,7 +786,7 @@ static void udp_close(struct channel *base, bool reset, const char *reason)
 
 	if (channel->state == UDP_CHANNEL_CLOSING)
 		return;
-	/* Best effort: behind a full queue the RESET is dropped, and the ABORT alone tells the other side. */
+	/* Best effort: behind a full queue the RESET is dropped, and the other side learns of the reset from the ABORT alone. */
 	if (reset && channel->state == UDP_CHANNEL_OPEN && channel->send_head == NULL) {
 		uint8_t message = FRAME_RESET;
 

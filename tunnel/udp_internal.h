@@ -81,7 +81,7 @@ struct udp_session {
 	struct udp_session_secrets *secrets;
 	bool initiator;			/* this host dials the peer over UDP */
 
-	/* Where datagrams go: the resolved endpoint, or the responder's last authenticated source. */
+	/* Destination of datagrams: the resolved endpoint, then the source of the last authenticated datagram. */
 	bool has_endpoint;
 	struct sockaddr_storage endpoint;
 	char address[64];

@@ -183,9 +183,9 @@ static void send_datagram(struct udp_session *session, const uint8_t *data, size
 static void handshake_start(struct udp_session *session);
 
 /*
- * Whether the peer has answered nothing for a keepalive interval and a
- * handshake timeout while this host kept sending: then it may have lost
- * the session's keys (a restart), and a new handshake is due.
+ * Whether nothing authenticated came back for a keepalive interval plus
+ * handshake_timeout while this host kept sending. The peer may then have
+ * lost the session's keys in a restart, so a new handshake is due.
  */
 static bool peer_silent(const struct udp_session *session)
 {
@@ -208,9 +208,8 @@ static struct udp_keypair *sending_keypair(struct udp_session *session)
 
 	/*
 	 * When both hosts may dial, the one that made the current keys
-	 * replaces them by age, and the other only when that did not happen
-	 * within handshake_timeout, so that they do not rekey at once and
-	 * push each other's keys out.
+	 * replaces them by age. The other waits handshake_timeout longer, so
+	 * that two handshakes at once do not push each other's keys out.
 	 */
 	if (current->valid && !current->initiated_here)
 		rekey_after_ms += config->handshake_timeout_ms;
@@ -233,7 +232,7 @@ static bool seal_and_send(struct udp_session *session, const uint8_t *payload, s
 	if (datagram_seal_data(keypair->send_key, keypair->remote_index, keypair->send_counter, payload, len,
 			       transport->send_buffer, &datagram_len) != DATAGRAM_OK)
 		return false;
-	/* The counter moves on whatever happens to the datagram, so a nonce is never reused. */
+	/* The counter moves on even when the send fails, so no counter is sealed twice with one key. */
 	keypair->send_counter++;
 	send_datagram(session, transport->send_buffer, datagram_len, (const struct sockaddr *)&session->endpoint);
 	return true;
