@@ -291,9 +291,31 @@ static void channel_reject(struct udp_channel *channel, const char *reason)
 
 void udp_session_fail_channels(struct udp_session *session, const char *reason)
 {
-	while (session->channels != NULL) {
-		struct udp_channel *channel = session->channels;
+	size_t count = session->channel_count;
+	struct udp_channel **channels;
+	size_t i = 0;
 
+	if (count == 0)
+		return;
+	/*
+	 * A copy of the list, because a forward may dial again from its
+	 * closed() event and add a channel. Torn-down channels are freed only
+	 * after their timer closes, so every pointer stays valid here.
+	 */
+	channels = malloc(count * sizeof(*channels));
+	if (channels == NULL) {
+		while (session->channels != NULL)
+			channel_teardown(session->channels, false);
+		return;
+	}
+	for (struct udp_channel *channel = session->channels; channel != NULL && i < count; channel = channel->next)
+		channels[i++] = channel;
+	count = i;
+	for (i = 0; i < count; i++) {
+		struct udp_channel *channel = channels[i];
+
+		if (channel->state == UDP_CHANNEL_CLOSING)
+			continue;
 		if (channel->base.events == NULL)
 			channel_teardown(channel, false);
 		else if (channel->state == UDP_CHANNEL_CONNECTING)
@@ -301,6 +323,7 @@ void udp_session_fail_channels(struct udp_session *session, const char *reason)
 		else
 			channel_fail(channel, false, reason);
 	}
+	free(channels);
 }
 
 /* Sending. */
@@ -565,6 +588,10 @@ static void channel_service(struct udp_channel *channel)
 		if (channel->state == UDP_CHANNEL_CLOSING)
 			return;
 	}
+	/* Our FIN may have been the last step, after the other side's. */
+	channel_finish_if_done(channel);
+	if (channel->state == UDP_CHANNEL_CLOSING)
+		return;
 	read_messages(channel);
 }
 
