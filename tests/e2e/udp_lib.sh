@@ -2,7 +2,7 @@
 # sourced after lib.sh and recovery_lib.sh. They replace the recovery
 # configs with ones in which both daemons reach each other only over the
 # UDP transport: each has listen_udp and no TCP listen, and each peer
-# section says transport = udp.
+# section that dials has transport = udp.
 #
 # shellcheck shell=bash
 

@@ -3,11 +3,11 @@
 Prints its results as key=value pairs on one line.
 
 send: from one fresh socket, send datagrams to --to, then wait
---wait-seconds for anything coming back. The datagrams are --random N
-random bytes, or the contents of --file, cut to --truncate bytes and with
-the byte at --flip XORed with 0x01; --header T puts the walguard header
-(type T, three zero bytes) in front of random bytes. --count repeats the
-datagram, each random one drawn afresh.
+--wait-seconds for anything coming back. A datagram is --random N random
+bytes, or the contents of --file. --truncate cuts it to that many bytes,
+and --flip XORs the byte at that offset with 0x01. --header T puts the
+walguard header (type T, three zero bytes) in front of random bytes.
+--count repeats the datagram, each random one drawn afresh.
 
   local_port=P sent=N received=N received_bytes=N
 
