@@ -647,6 +647,13 @@ static void handle_data(struct udp_transport *transport, const struct datagram *
 	enum datagram_result result;
 	size_t payload_len;
 
+	/*
+	 * Unlike initiations, data datagrams are not charged to the source's
+	 * failed-handshake limit: that would let anyone who spoofs the peer's
+	 * address starve it. Reaching the decryption needs a live index, which
+	 * only an observer of the path sees, and such an attacker can drop the
+	 * traffic anyway.
+	 */
 	if (keypair == NULL) {
 		reject_datagram(transport, source, "-", "datagram_rejected", "data for an unknown session index");
 		return;
