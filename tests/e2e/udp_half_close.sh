@@ -9,7 +9,10 @@
 # they sent, then a clean end of stream: the FIN went one way while the
 # echo still came the other way. Runs: small chunks, 4 MiB in 64 KiB
 # chunks (eight times what SCTP buffers per direction), and eight
-# connections at once.
+# connections at once. The primary allows eight connections from its peer
+# (max_connections_per_peer): while eight are open, the primary must abort
+# a ninth association as it accepts it, so that its client is reset with
+# no byte back, and the eight must still finish whole.
 #
 # Run as root: bash tests/e2e/udp_half_close.sh
 # WALGUARD_BUILD names the build dir (default: build in the repo root).
@@ -27,7 +30,9 @@ set -eu
 . "$(dirname "$0")/tools/hostile.bash"
 
 UDP_PRIMARY_DIALS=0
+max_connections=8
 rec_init udp_half_close 120
+rec_option primary max_connections_per_peer "$max_connections"
 hostile_find_python
 rec_setup_network_and_keys
 
@@ -71,7 +76,7 @@ for i in $(seq 8); do
 done
 [ "$failed" -eq 0 ] || e2e_fail "$failed of 8 parallel connections did not echo whole"
 
-e2e_step "check the daemons and the sink"
+e2e_step "check the sink and the daemons after the clean runs"
 accepts=$(hostile_sink_accepts "$sink_dir")
 [ "$accepts" = 10 ] || e2e_fail "the sink accepted $accepts connections, expected 10"
 e2e_retry 50 0.1 grep -q "event=closed conn=10 " "$sink_dir/events.log" || true
@@ -80,11 +85,53 @@ closed_clean=$(grep -c "^event=closed .* end=eof" "$sink_dir/events.log" || true
 clean_closes=$(grep -c 'event=connection_closed.*reason="closed by both sides"' "$(e2e_daemon_log primary)" || true)
 echo "    the primary's daemon closed $clean_closes connections with reason=\"closed by both sides\""
 [ "$clean_closes" = 10 ] || e2e_fail "the primary's daemon closed $clean_closes of 10 connections cleanly"
+if grep -h "level=error\|level=warn" "$(e2e_daemon_log primary)" "$(e2e_daemon_log standby)"; then
+	e2e_fail "the daemons logged warnings or errors during the clean runs (lines above)"
+fi
+
+e2e_step "a ninth connection while $max_connections are open"
+# Eight slow streams of about 15 s each hold every slot, longer than the
+# ninth client's connect_timeout (5 s) plus one handshake_timeout (2 s).
+pids=()
+for i in $(seq "$max_connections"); do
+	(
+		out=$E2E_TMP/held-$i
+		result=$(hostile_client standby stream --connect "127.0.0.1:$E2E_FORWARD_PORT" --chunks 150 \
+			--chunk-size 1000 --interval 0.1 --sent-file "$out.sent" --received-file "$out.received" \
+			--wait-seconds 50) || exit 1
+		[ "$(hostile_value "$result" end)" = eof ] && cmp -s "$out.sent" "$out.received"
+	) >"$E2E_TMP/held-$i.out" 2>&1 &
+	pids+=($!)
+done
+open_on_primary() {
+	[ "$(grep -c "event=connection_opened" "$(e2e_daemon_log primary)")" -ge $((10 + max_connections)) ]
+}
+e2e_wait_for "the primary to open the $max_connections held connections" 100 0.1 open_on_primary
+result=$(hostile_client standby probe --connect "127.0.0.1:$E2E_FORWARD_PORT" --send-text "one too many" \
+	--wait-seconds 12) || e2e_fail "raw_client.py probe failed: $result"
+echo "    ninth client: $(hostile_one_line "$result")"
+[ "$(hostile_value "$result" received)" = 0 ] \
+	|| e2e_fail "the ninth connection got $(hostile_value "$result" received) bytes back, expected none"
+case "$(hostile_value "$result" end)" in
+eof | reset) ;;
+*) e2e_fail "the ninth connection was not closed within the wait: $(hostile_one_line "$result")" ;;
+esac
+grep -q "event=connection_rejected.*max_connections_per_peer" "$(e2e_daemon_log primary)" \
+	|| e2e_fail "the primary logged no connection_rejected line naming max_connections_per_peer"
+echo "    primary: $(grep "event=connection_rejected" "$(e2e_daemon_log primary)" | tail -n 1 | sed 's/^.* level=/level=/')"
+failed=0
+for pid in "${pids[@]}"; do
+	wait "$pid" || failed=$((failed + 1))
+done
+[ "$failed" -eq 0 ] || e2e_fail "$failed of the $max_connections held connections did not echo whole"
+echo "    the $max_connections held connections echoed whole and ended cleanly"
+
+e2e_step "check the daemons"
 for node in primary standby; do
 	e2e_daemon_alive "$node" || e2e_fail "walguard on the $node has exited"
 done
-if grep -h "level=error\|level=warn" "$(e2e_daemon_log primary)" "$(e2e_daemon_log standby)"; then
-	e2e_fail "the daemons logged warnings or errors during a clean run (lines above)"
+if grep -h "level=error" "$(e2e_daemon_log primary)" "$(e2e_daemon_log standby)"; then
+	e2e_fail "the daemons logged errors (lines above)"
 fi
 
 e2e_print_total_time
