@@ -42,7 +42,7 @@
 #define CONFIG_DEFAULT_SHUTDOWN_GRACE_MS 10000
 #define CONFIG_MAX_PEERS 256
 
-/* How this host dials a peer: a TCP connection per forwarded connection, or the UDP transport. */
+/* The transport this host dials a peer with: a TCP connection per forwarded connection, or the UDP transport. */
 enum config_transport {
 	CONFIG_TRANSPORT_TCP,
 	CONFIG_TRANSPORT_UDP,

@@ -5,9 +5,9 @@
 # The primary's forward_target is sink.py, which echoes every chunk and
 # shuts down its writing side after the client's end of stream. Clients
 # in the standby's namespace send random chunks through the standby's
-# daemon, shut down their writing side, and must read back exactly what
-# they sent, then a clean end of stream: the FIN went one way while the
-# echo still came the other way. Runs: small chunks, 4 MiB in 64 KiB
+# daemon and shut down their writing side. Each must then read back
+# exactly what it sent, and a clean end of stream: the FIN went one way
+# while the echo still came the other way. Runs: small chunks, 4 MiB in 64 KiB
 # chunks (eight times what SCTP buffers per direction), and eight
 # connections at once. The primary allows eight connections from its peer
 # (max_connections_per_peer): while eight are open, the primary must abort
