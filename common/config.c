@@ -332,6 +332,7 @@ enum section_kind {
 enum interface_key {
 	INTERFACE_PRIVATE_KEY_FILE,
 	INTERFACE_LISTEN,
+	INTERFACE_LISTEN_UDP,
 	INTERFACE_ALLOW_REMOTE_FORWARD_LISTEN,
 	INTERFACE_LOG_LEVEL,
 	INTERFACE_HANDSHAKE_TIMEOUT,
@@ -356,12 +357,14 @@ enum peer_key {
 	PEER_ENDPOINT,
 	PEER_FORWARD_LISTEN,
 	PEER_FORWARD_TARGET,
+	PEER_TRANSPORT,
 	PEER_KEY_COUNT,
 };
 
 static const char *const interface_key_names[INTERFACE_KEY_COUNT] = {
 	[INTERFACE_PRIVATE_KEY_FILE] = "private_key_file",
 	[INTERFACE_LISTEN] = "listen",
+	[INTERFACE_LISTEN_UDP] = "listen_udp",
 	[INTERFACE_ALLOW_REMOTE_FORWARD_LISTEN] = "allow_remote_forward_listen",
 	[INTERFACE_LOG_LEVEL] = "log_level",
 	[INTERFACE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
@@ -414,6 +417,7 @@ static const char *const peer_key_names[PEER_KEY_COUNT] = {
 	[PEER_ENDPOINT] = "endpoint",
 	[PEER_FORWARD_LISTEN] = "forward_listen",
 	[PEER_FORWARD_TARGET] = "forward_target",
+	[PEER_TRANSPORT] = "transport",
 };
 
 /*
@@ -651,6 +655,14 @@ static void config_set_interface_key(struct parse_state *state, enum interface_k
 		}
 		config->has_metrics_listen = true;
 		break;
+	case INTERFACE_LISTEN_UDP:
+		if (config_parse_socket_address(&config->listen_udp, value, &error) != 0) {
+			config_error(state, state->line, "[interface] key '%s': %s in '%s' (%s)",
+				     name, error, value, HINT_ADDRESS_PORT);
+			break;
+		}
+		config->has_listen_udp = true;
+		break;
 	case INTERFACE_ALLOW_REMOTE_FORWARD_LISTEN:
 	case INTERFACE_ALLOW_REMOTE_METRICS_LISTEN:
 		if (config_parse_bool(value, &flag) != 0) {
@@ -763,6 +775,18 @@ static void config_set_peer_key(struct parse_state *state, enum peer_key key, co
 		if (result != 0)
 			config_error(state, state->line, "[peer %s] key '%s': %s in '%s' (%s)",
 				     peer->name, name, error, value, HINT_HOST_PORT);
+		break;
+	case PEER_TRANSPORT:
+		result = 0;
+		if (strcmp(value, "tcp") == 0)
+			peer->transport = CONFIG_TRANSPORT_TCP;
+		else if (strcmp(value, "udp") == 0)
+			peer->transport = CONFIG_TRANSPORT_UDP;
+		else {
+			result = -1;
+			config_error(state, state->line, "[peer %s] key '%s': invalid transport '%s' (expected tcp or udp)",
+				     peer->name, name, value);
+		}
 		break;
 	case PEER_KEY_COUNT:
 		break;
@@ -1161,6 +1185,10 @@ static void config_check_peer(struct parse_state *state, size_t index)
 	}
 
 	config_check_forward_listen(state, index);
+	if (lines->key_line[PEER_TRANSPORT] != 0 && lines->key_line[PEER_ENDPOINT] == 0)
+		config_error(state, lines->key_line[PEER_TRANSPORT],
+			     "[peer %s] key 'transport': sets how this host dials the peer, but the peer has no endpoint (add endpoint = host:port of the peer, or remove transport)",
+			     peer->name);
 
 	peer->accepts_connections = lines->key_line[PEER_FORWARD_TARGET] != 0 ||
 				    lines->key_line[PEER_FORWARD_LISTEN] == 0;
@@ -1177,14 +1205,14 @@ static void config_check_peer(struct parse_state *state, size_t index)
 	 * misspelled) forward_listen is the likelier fix.
 	 */
 	if (peer->accepts_connections && state->interface_line != 0 &&
-	    state->interface_key_line[INTERFACE_LISTEN] == 0) {
+	    state->interface_key_line[INTERFACE_LISTEN] == 0 && state->interface_key_line[INTERFACE_LISTEN_UDP] == 0) {
 		if (peer->has_endpoint && !peer->has_forward_listen)
 			config_error(state, peer->line,
-				     "[peer %s]: has an endpoint but no forward_listen, so it would only accept connections, and [interface] has no listen (add forward_listen = 127.0.0.1:PORT if this host connects to the peer; add listen to [interface] if the peer connects here)",
+				     "[peer %s]: has an endpoint but no forward_listen, so it would only accept connections, and [interface] has no listen (add forward_listen = 127.0.0.1:PORT if this host connects to the peer; add listen or listen_udp to [interface] if the peer connects here)",
 				     peer->name);
 		else
 			config_error(state, peer->line,
-				     "[peer %s]: accepts connections, but [interface] has no listen, so the peer could never connect here (add listen to [interface], or give this peer forward_listen and no forward_target if only this host connects)",
+				     "[peer %s]: accepts connections, but [interface] has no listen, so the peer could never connect here (add listen or listen_udp to [interface], or give this peer forward_listen and no forward_target if only this host connects)",
 				     peer->name);
 	}
 }

@@ -4,6 +4,7 @@
  *   [interface]
  *   private_key_file = /etc/walguard/primary.key
  *   listen = 0.0.0.0:5434
+ *   listen_udp = 0.0.0.0:5434
  *
  *   [peer standby-1]
  *   public_key = <base64>
@@ -11,6 +12,7 @@
  *   endpoint = db1.example.net:5434
  *   forward_listen = 127.0.0.1:5433
  *   forward_target = 127.0.0.1:5432
+ *   transport = udp
  *
  * Parsing is pure (config_parse_string); reading the file and the key files
  * are separate steps so that tests can run the parser on strings.
@@ -40,6 +42,12 @@
 #define CONFIG_DEFAULT_SHUTDOWN_GRACE_MS 10000
 #define CONFIG_MAX_PEERS 256
 
+/* The transport this host dials a peer with: a TCP connection per forwarded connection, or the UDP transport. */
+enum config_transport {
+	CONFIG_TRANSPORT_TCP,
+	CONFIG_TRANSPORT_UDP,
+};
+
 /* A host name or address literal and a port, as written in the file. */
 struct config_endpoint {
 	char *host;		/* without the brackets of an IPv6 literal */
@@ -56,6 +64,7 @@ struct config_peer {
 
 	bool has_endpoint;
 	struct config_endpoint endpoint;
+	enum config_transport transport;	/* used to dial endpoint; TCP by default */
 
 	bool has_forward_listen;
 	struct sockaddr_storage forward_listen;	/* an address literal */
@@ -79,6 +88,8 @@ struct config {
 	uint8_t public_key[KEY_LEN];	/* set by config_load_secrets() */
 	bool has_listen;
 	struct sockaddr_storage listen;
+	bool has_listen_udp;
+	struct sockaddr_storage listen_udp;	/* the UDP transport's socket, for peers that dial here over UDP */
 	bool allow_remote_forward_listen;
 	bool has_metrics_listen;
 	struct sockaddr_storage metrics_listen;	/* HTTP, for Prometheus */

@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS is the time per target (default 60). TARGET is one of config,
-# frame, handshake, key (default: all). Each target prints one line,
+# datagram, frame, handshake, key (default: all). Each target prints one line,
 # "PASS fuzz NAME" or "FAIL fuzz NAME: reason", and the last line is
 # "fuzz: N passed, N failed". The exit status is 1 when any target or the
 # build failed. Needs clang and libclang-rt-14-dev (scripts/install-deps.sh).
@@ -17,8 +17,8 @@
 #   build-fuzz/tests/fuzz/fuzz_key build-fuzz/crash-key-...
 #   build-fuzz/tests/fuzz/fuzz_frame -jobs=2 build-fuzz/corpus/frame tests/fuzz/corpus/frame
 #
-# The seeds in tests/fuzz/corpus/handshake and tests/fuzz/corpus/frame are
-# made by tests/fuzz/make_corpus.c, which every build compiles. After a
+# The seeds in tests/fuzz/corpus/handshake, tests/fuzz/corpus/frame and
+# tests/fuzz/corpus/datagram are made by tests/fuzz/make_corpus.c, which every build compiles. After a
 # change to the wire format or to the fixed keys, regenerate them with:
 #   meson setup build && ninja -C build tests/fuzz/make_corpus
 #   build/tests/fuzz/make_corpus tests/fuzz/corpus
@@ -27,7 +27,7 @@ set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-fuzz"
-all_targets=(config frame handshake http key)
+all_targets=(config datagram frame handshake http key)
 seconds=60
 case "${1:-}" in
 [0-9]*) seconds=$1; shift ;;

@@ -6,7 +6,7 @@ set -eu
 
 packages="
 build-essential pkg-config meson ninja-build
-libsodium-dev libuv1-dev libinih-dev
+libsodium-dev libuv1-dev libinih-dev libusrsctp-dev
 libcmocka-dev libjansson-dev
 clang libclang-rt-14-dev
 postgresql-15 postgresql-client-15

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "privileges.h"
 #include "tcp_channel.h"
+#include "udp_transport.h"
 
 /* Lines about rejected tunnel connections: a stranger can cause them. */
 #define REJECTED_LOG_INTERVAL_MS 10000
@@ -127,7 +128,9 @@ static void on_forward_connection(uv_stream_t *listener, int status)
 			  uv_strerror(status));
 		return;
 	}
-	if (!daemon_has_descriptors(peer->daemon, SOCKETS_PER_CONNECTION)) {
+	/* Over UDP a connection needs only its local socket: the peer's session shares one. */
+	if (!daemon_has_descriptors(peer->daemon,
+				    peer->config->transport == CONFIG_TRANSPORT_UDP ? 1 : SOCKETS_PER_CONNECTION)) {
 		char fields[128];
 
 		snprintf(fields, sizeof(fields), "peer=%s listener=forward", peer->name);
@@ -172,6 +175,7 @@ static void daemon_finish_stop(struct daemon *daemon)
 {
 	if (uv_is_closing((uv_handle_t *)&daemon->sigterm))
 		return;
+	udp_transport_close(daemon);
 	uv_close((uv_handle_t *)&daemon->grace_timer, NULL);
 	uv_close((uv_handle_t *)&daemon->sigterm, NULL);
 	uv_close((uv_handle_t *)&daemon->sigint, NULL);
@@ -241,6 +245,7 @@ static void daemon_stop(struct daemon *daemon, const char *why)
 	}
 	tcp_channel_close_pending(daemon);
 	metrics_stop(daemon);
+	udp_transport_stop_listening(daemon);
 
 	if (daemon->forwards == NULL) {
 		daemon_finish_stop(daemon);
@@ -357,6 +362,8 @@ static int daemon_start(struct daemon *daemon)
 
 	if (config->has_metrics_listen && metrics_start(daemon) != 0)
 		return -1;
+	if (udp_transport_needed(config) && udp_transport_start(daemon) != 0)
+		return -1;
 
 	/* Before a chroot, which may hide /proc. */
 	measure_descriptors(daemon);
@@ -425,6 +432,7 @@ int daemon_run(struct config *config)
 	free(daemon.peers);
 	free(daemon.failed_handshakes);
 	tcp_channel_free_cache();
+	udp_transport_free(&daemon);
 	log_event(LOG_INFO, "stopped", "status=%d", status);
 	return status;
 }

@@ -71,6 +71,9 @@ struct peer {
 
 	uint32_t connection_count;
 
+	/* The UDP transport's session with this peer, or NULL without the UDP transport. */
+	struct udp_session *udp_session;
+
 	/*
 	 * Initiator: consecutive failed dials, and the earliest time of the
 	 * next one. Shared by every client waiting for this peer, so that a
@@ -97,6 +100,7 @@ struct daemon {
 
 	bool has_tunnel_listener;
 	uv_tcp_t tunnel_listener;
+	struct udp_transport *udp;	/* NULL unless the config uses the UDP transport */
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	uv_signal_t sigusr1;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tcp_channel.h"
+#include "udp_transport.h"
 
 /*
  * One forwarded connection. On the initiator the local socket is a client
@@ -454,7 +455,10 @@ static void channel_opened(void *owner)
 static void forward_dial(struct forward *forward)
 {
 	forward->dial_attempts++;
-	forward->channel = tcp_channel_dial(forward->peer, forward->id, &forward_events, forward);
+	if (forward->peer->config->transport == CONFIG_TRANSPORT_UDP)
+		forward->channel = udp_channel_dial(forward->peer, forward->id, &forward_events, forward);
+	else
+		forward->channel = tcp_channel_dial(forward->peer, forward->id, &forward_events, forward);
 	if (forward->channel == NULL)
 		forward_dial_failed(forward, "could not start the tunnel connection");
 }

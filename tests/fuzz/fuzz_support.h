@@ -23,6 +23,10 @@
 #define FUZZ_EPHEMERAL_PRIVATE_BYTE 0x43
 #define FUZZ_FRAME_KEY_BYTE 0x11
 
+/* The session indexes in the fixed UDP handshake (fuzz_datagram). */
+#define FUZZ_DATAGRAM_INITIATOR_INDEX 0x01020304
+#define FUZZ_DATAGRAM_RESPONDER_INDEX 0x0a0b0c0d
+
 /*
  * fuzz_frame opens every input twice: with the receive counter at 0, as on
  * a new connection, and with the counter at this value, so that the second

@@ -1,11 +1,11 @@
 /*
- * Write the seed corpus of fuzz_handshake and fuzz_frame: messages and
+ * Write the seed corpus of fuzz_handshake, fuzz_frame and fuzz_datagram: messages and
  * records made with the fixed keys of fuzz_support.h, so that the fuzzers
  * start from inputs that pass the cryptographic checks. Each stream is
  * opened again with fuzz_open_records() before it is written, to check
  * that it stops where it is meant to.
  *
- *   make_corpus DIR          write DIR/handshake/ and DIR/frame/
+ *   make_corpus DIR          write DIR/handshake/, DIR/frame/ and DIR/datagram/
  *   make_corpus --check DIR  compare those files with what would be written
  *
  * Everything is deterministic, so --check fails only when the code or the
@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "datagram.h"
 #include "frame.h"
 #include "fuzz_support.h"
 #include "handshake.h"
@@ -318,6 +319,82 @@ static size_t seeds_add_frame(struct seed **seeds, size_t count)
 	return count;
 }
 
+/* ---- Datagram seeds ---- */
+
+/* A data datagram sealed with the frame key, as fuzz_datagram opens it. */
+static void seed_append_datagram(struct seed *seed, uint64_t counter, const void *payload, size_t len)
+{
+	uint8_t key[NOISE_KEY_LEN];
+	uint8_t datagram[DATAGRAM_MAX_LEN];
+	size_t datagram_len;
+
+	fuzz_key(key, FUZZ_FRAME_KEY_BYTE);
+	if (datagram_seal_data(key, FUZZ_DATAGRAM_RESPONDER_INDEX, counter, payload, len, datagram,
+			       &datagram_len) != DATAGRAM_OK)
+		fail("datagram_seal_data failed");
+	seed_append(seed, datagram, datagram_len);
+}
+
+static size_t seeds_add_datagram(struct seed **seeds, size_t count)
+{
+	static const char body[] = "an SCTP packet";
+	static uint8_t large[DATAGRAM_MAX_PAYLOAD_LEN];
+	uint8_t initiator_priv[NOISE_KEY_LEN];
+	uint8_t responder_priv[NOISE_KEY_LEN];
+	uint8_t responder_pub[NOISE_KEY_LEN];
+	uint8_t ephemeral_priv[NOISE_KEY_LEN];
+	uint8_t timestamp[WIRE_TIMESTAMP_LEN];
+	uint8_t received_timestamp[WIRE_TIMESTAMP_LEN];
+	uint8_t initiation[DATAGRAM_INITIATION_LEN];
+	uint8_t response[DATAGRAM_RESPONSE_LEN];
+	struct noise_handshake initiator, responder;
+	struct datagram parsed;
+	struct seed *seed;
+
+	fuzz_key(initiator_priv, FUZZ_INITIATOR_PRIVATE_BYTE);
+	fuzz_key(responder_priv, FUZZ_RESPONDER_PRIVATE_BYTE);
+	fuzz_key(ephemeral_priv, FUZZ_EPHEMERAL_PRIVATE_BYTE);
+	fuzz_timestamp(timestamp);
+	noise_public_key(responder_pub, responder_priv);
+
+	if (datagram_create_initiation(&initiator, initiator_priv, responder_pub, NULL, ephemeral_priv, timestamp,
+				       FUZZ_DATAGRAM_INITIATOR_INDEX, initiation) != NOISE_OK)
+		fail("datagram_create_initiation failed");
+	if (datagram_parse(&parsed, initiation, sizeof(initiation)) != DATAGRAM_OK ||
+	    datagram_consume_initiation(&responder, responder_priv, &parsed, received_timestamp) != NOISE_OK)
+		fail("datagram_consume_initiation failed on the initiation just made");
+	if (datagram_create_response(&responder, NULL, ephemeral_priv, FUZZ_DATAGRAM_RESPONDER_INDEX,
+				     FUZZ_DATAGRAM_INITIATOR_INDEX, response) != NOISE_OK)
+		fail("datagram_create_response failed");
+	if (datagram_parse(&parsed, response, sizeof(response)) != DATAGRAM_OK ||
+	    datagram_consume_response(&initiator, &parsed) != NOISE_OK)
+		fail("datagram_consume_response failed on the response just made");
+	noise_handshake_wipe(&initiator);
+	noise_handshake_wipe(&responder);
+
+	seed = seeds[count++] = seed_new("datagram/initiation-valid.bin");
+	seed_append(seed, initiation, sizeof(initiation));
+
+	seed = seeds[count++] = seed_new("datagram/initiation-truncated.bin");
+	seed_append(seed, initiation, sizeof(initiation) - 1);
+
+	seed = seeds[count++] = seed_new("datagram/response-valid.bin");
+	seed_append(seed, response, sizeof(response));
+
+	seed = seeds[count++] = seed_new("datagram/data-valid.bin");
+	seed_append_datagram(seed, 1, body, sizeof(body) - 1);
+
+	seed = seeds[count++] = seed_new("datagram/data-keepalive.bin");
+	seed_append_datagram(seed, 0, NULL, 0);
+
+	seed = seeds[count++] = seed_new("datagram/data-max-length.bin");
+	seed_append_datagram(seed, 2, large, sizeof(large));
+
+	seed = seeds[count++] = seed_new("datagram/data-near-counter-limit.bin");
+	seed_append_datagram(seed, DATAGRAM_COUNTER_LIMIT - 1, body, sizeof(body) - 1);
+	return count;
+}
+
 /* ---- Writing and checking ---- */
 
 static void seed_write(const char *dir, const struct seed *seed)
@@ -382,7 +459,7 @@ int main(int argc, char **argv)
 		dir = argv[1];
 	} else {
 		fprintf(stderr, "usage: make_corpus [--check] DIR\n"
-				"Writes (or with --check, compares) DIR/handshake/*.bin and DIR/frame/*.bin.\n");
+				"Writes (or with --check, compares) DIR/handshake/*.bin, DIR/frame/*.bin and DIR/datagram/*.bin.\n");
 		return 2;
 	}
 	if (sodium_init() < 0)
@@ -390,11 +467,13 @@ int main(int argc, char **argv)
 
 	count = seeds_add_handshake(seeds, count);
 	count = seeds_add_frame(seeds, count);
+	count = seeds_add_datagram(seeds, count);
 
 	if (!check) {
 		make_dir(dir, "");
 		make_dir(dir, "handshake");
 		make_dir(dir, "frame");
+		make_dir(dir, "datagram");
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (!check)

@@ -272,6 +272,88 @@ static void defaults_applied(void **unused)
 	parse_free(&parse);
 }
 
+static void udp_keys_parse(void **unused)
+{
+	struct parse parse;
+
+	/* A responder reached only over UDP needs no TCP listen. */
+	assert_parses(&parse,
+		      "[interface]\nprivate_key_file = host.key\nlisten_udp = 0.0.0.0:5434\n"
+		      "[peer standby]\npublic_key = " KEY_A "\n");
+	assert_false(parse.config.has_listen);
+	assert_true(parse.config.has_listen_udp);
+	assert_address(&parse.config.listen_udp, "0.0.0.0:5434");
+	assert_true(parse.config.peers[0].accepts_connections);
+	parse_free(&parse);
+
+	assert_parses(&parse,
+		      "[interface]\nprivate_key_file = standby.key\n"
+		      "[peer primary]\npublic_key = " KEY_A "\n"
+		      "endpoint = 198.18.0.1:5434\nforward_listen = 127.0.0.1:5433\ntransport = udp\n");
+	assert_int_equal(parse.config.peers[0].transport, CONFIG_TRANSPORT_UDP);
+	assert_false(parse.config.has_listen_udp);
+	parse_free(&parse);
+
+	/* TCP and UDP may share an address and port: they are different sockets. */
+	assert_parses(&parse,
+		      "[interface]\nprivate_key_file = host.key\nlisten = [::1]:5434\nlisten_udp = [::1]:5434\n"
+		      "[peer standby]\npublic_key = " KEY_A "\nendpoint = standby:5434\n"
+		      "forward_listen = 127.0.0.1:5433\nforward_target = 127.0.0.1:5432\ntransport = tcp\n");
+	assert_address(&parse.config.listen_udp, "[::1]:5434");
+	assert_int_equal(parse.config.peers[0].transport, CONFIG_TRANSPORT_TCP);
+	parse_free(&parse);
+}
+
+static void udp_keys_default(void **unused)
+{
+	struct parse parse;
+
+	assert_parses(&parse, INTERFACE "[peer standby]\npublic_key = " KEY_A "\nendpoint = standby:5434\n"
+					"forward_listen = 127.0.0.1:5433\n");
+	assert_false(parse.config.has_listen_udp);
+	assert_int_equal(parse.config.peers[0].transport, CONFIG_TRANSPORT_TCP);
+	parse_free(&parse);
+}
+
+static void transport_invalid_rejected(void **unused)
+{
+	static const char *const values[] = { "UDP", "sctp", "tcp,udp", "0" };
+	char text[512];
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		snprintf(text, sizeof(text),
+			 INTERFACE "[peer a]\npublic_key = " KEY_A "\nendpoint = a:5434\n"
+				   "forward_listen = 127.0.0.1:5433\ntransport = %s\n",
+			 values[i]);
+		assert_one_error(text, "primary.conf:8: [peer a] key 'transport': ", "(expected tcp or udp)");
+	}
+	assert_one_error(INTERFACE "[peer a]\npublic_key = " KEY_A "\nendpoint = a:5434\n"
+				   "forward_listen = 127.0.0.1:5433\ntransport = sctp\n",
+			 "primary.conf:8: [peer a] key 'transport': ", "invalid transport 'sctp'");
+}
+
+static void transport_without_endpoint_rejected(void **unused)
+{
+	assert_one_error(INTERFACE "[peer a]\npublic_key = " KEY_A "\ntransport = udp\n",
+			 "primary.conf:6: [peer a] key 'transport': ", "the peer has no endpoint");
+}
+
+static void listen_udp_invalid_rejected(void **unused)
+{
+	assert_one_error(INTERFACE "listen_udp = db1.example.net:5434\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'listen_udp': ", "not an IP address");
+	assert_one_error(INTERFACE "listen_udp = 0.0.0.0\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:4: [interface] key 'listen_udp': ", "missing port");
+	assert_one_error(INTERFACE "listen_udp = 0.0.0.0:1\nlisten_udp = 0.0.0.0:2\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:5: [interface] key 'listen_udp': ", "given twice");
+}
+
+static void accepting_peer_needs_a_listener(void **unused)
+{
+	assert_one_error("[interface]\nprivate_key_file = host.key\n[peer a]\npublic_key = " KEY_A "\n",
+			 "primary.conf:3: [peer a]: ", "add listen or listen_udp to [interface]");
+}
+
 static void outbound_only_peer(void **unused)
 {
 	struct parse parse;
@@ -486,7 +568,7 @@ static void unknown_key_rejected(void **unused)
 			 "primary.conf:4: [interface] key 'listen_port': ", "unknown key");
 	assert_one_error(INTERFACE "[peer a]\npublic_key = " KEY_A "\nendpiont = h:1\n",
 			 "primary.conf:6: [peer a] key 'endpiont': ",
-			 "unknown key (expected one of: public_key, preshared_key_file, endpoint, forward_listen, forward_target)");
+			 "unknown key (expected one of: public_key, preshared_key_file, endpoint, forward_listen, forward_target, transport)");
 }
 
 static void unknown_section_rejected(void **unused)
@@ -1253,6 +1335,12 @@ int main(void)
 		cmocka_unit_test(timer_values_out_of_range_rejected),
 		cmocka_unit_test(keepalive_timeout_must_exceed_interval),
 		cmocka_unit_test(outbound_only_peer),
+		cmocka_unit_test(udp_keys_parse),
+		cmocka_unit_test(udp_keys_default),
+		cmocka_unit_test(transport_invalid_rejected),
+		cmocka_unit_test(transport_without_endpoint_rejected),
+		cmocka_unit_test(listen_udp_invalid_rejected),
+		cmocka_unit_test(accepting_peer_needs_a_listener),
 		cmocka_unit_test(several_peers_in_order),
 		cmocka_unit_test(relative_paths_resolved),
 		cmocka_unit_test(comments_bom_and_crlf),
