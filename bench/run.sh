@@ -96,7 +96,7 @@ parse_options() {
 # would start (sshd, PostgreSQL's default cluster, stunnel) are kept from
 # starting: the run starts its own copies on loopback ports.
 BENCH_PACKAGES="
-build-essential pkg-config meson ninja-build libsodium-dev libuv1-dev libinih-dev
+build-essential pkg-config meson ninja-build libsodium-dev libuv1-dev libinih-dev libusrsctp-dev
 postgresql-15 postgresql-client-15
 iperf3 socat spiped stunnel4 openssh-server openssh-client kcptun
 gnuplot-nox jq openssl iproute2 procps util-linux linux-perf valgrind

@@ -9,7 +9,7 @@
 
 # shellcheck shell=bash
 
-FORWARDERS_ALL="direct socat spiped stunnel ssh-chacha20 ssh-aes128gcm kcptun walguard"
+FORWARDERS_ALL="direct socat spiped stunnel ssh-chacha20 ssh-aes128gcm kcptun walguard walguard-udp"
 
 FWD_IPERF_PORT=""
 FWD_PG_PORT=""
@@ -273,6 +273,46 @@ walguard_pair() {
 	bench_wait_tcp "$name-a" "$tunnel_port"
 	bench_wait_tcp "$name-b" "$listen_port"
 	PAIR_PORT=$listen_port
+}
+
+# The same pair over the UDP transport: one UDP socket each, with an SCTP
+# association per forwarded connection inside a Noise session.
+walguard_udp_pair() {
+	local name=$1 target=$2
+	local dir=$BENCH_TMP/walguard/$name
+	local tunnel_port listen_port
+	bench_free_port tunnel_port
+	bench_free_port listen_port
+	mkdir -p "$dir"
+	cat >"$dir/a.conf" <<-EOF
+		[interface]
+		private_key_file = $BENCH_TMP/keys/wg-a.key
+		listen_udp = 127.0.0.1:$tunnel_port
+		[peer b]
+		public_key = $(cat "$BENCH_TMP/keys/wg-b.pub")
+		forward_target = 127.0.0.1:$target
+	EOF
+	cat >"$dir/b.conf" <<-EOF
+		[interface]
+		private_key_file = $BENCH_TMP/keys/wg-b.key
+		[peer a]
+		public_key = $(cat "$BENCH_TMP/keys/wg-a.pub")
+		endpoint = 127.0.0.1:$tunnel_port
+		transport = udp
+		forward_listen = 127.0.0.1:$listen_port
+	EOF
+	bench_spawn "$name-a" "$WALGUARD" --config "$dir/a.conf"
+	bench_spawn "$name-b" "$WALGUARD" --config "$dir/b.conf"
+	bench_wait_udp "$name-a" "$tunnel_port"
+	bench_wait_tcp "$name-b" "$listen_port"
+	PAIR_PORT=$listen_port
+}
+
+forwarder_start_walguard_udp() {
+	walguard_udp_pair walguard-udp-iperf "$1"
+	FWD_IPERF_PORT=$PAIR_PORT
+	walguard_udp_pair walguard-udp-pg "$2"
+	FWD_PG_PORT=$PAIR_PORT
 }
 
 forwarder_start_walguard() {

@@ -187,8 +187,7 @@ report_targets_table() {
 	echo "| select-only latency ≤ socat's | $(report_number "$latency") ms" \
 		"| $(report_number "$best") ms | $(report_met "$latency" "<=" "$best") |"
 
-	anchors=${FORWARDERS_ALL/direct /}
-	anchors=${anchors/ walguard/}
+	anchors="socat $ENCRYPTED_FORWARDERS"
 	# shellcheck disable=SC2086 # the list is meant to split into words
 	read -r best best_name <<<"$(report_best connections $anchors)"
 	echo "| new connections per s ≥ best anchor's (direct excluded) | $(report_number "$connections")" \
