@@ -8,7 +8,8 @@
 #
 #   control  through two plain socat relays in place of the daemons:
 #            127.0.0.1:5433 -> 198.18.0.1:5434 -> 127.0.0.1:5432
-#   walguard through the two walguard daemons, on the same addresses
+#   walguard through the two walguard daemons, on the same addresses,
+#            once over the TCP transport and once over the UDP transport
 #
 # The traffic: a role with a distinctive name logs in and inserts a unique
 # marker string, a replication=database connection runs IDENTIFY_SYSTEM,
@@ -16,8 +17,8 @@
 # of each capture are searched for the marker, the role name, the word
 # "replication", "IDENTIFY_SYSTEM" and "SCRAM-SHA-256". The control
 # capture must contain every one (else the test cannot see plaintext and
-# fails); the walguard capture must contain none, nor either daemon's
-# static public key.
+# fails). Each walguard capture must contain none, nor any key, and only
+# packets of its own transport on the tunnel port.
 #
 # Run as root: bash tests/e2e/wire_secrecy.sh
 # WALGUARD_BUILD names the build dir (default: build in the repo root).
@@ -73,7 +74,7 @@ capture_start() {
 	local log=$E2E_TMP/logs/tcpdump-$label.log
 	capture_file=$E2E_TMP/$label.pcap
 	ip netns exec "$E2E_NS_STANDBY" tcpdump -i "$E2E_VETH_STANDBY" -n -s 0 -U -Z root \
-		-w "$capture_file" tcp \
+		-w "$capture_file" tcp or udp \
 		</dev/null >"$log" 2>&1 {E2E_STDOUT_FD}>&- {E2E_STDERR_FD}>&- &
 	capture_pid=$!
 	e2e_wait_for "tcpdump to start capturing on $E2E_VETH_STANDBY" 50 0.1 \
@@ -166,48 +167,72 @@ while IFS=$'\t' read -r needle count; do
 		|| e2e_fail "control failed: the plain socat capture does not contain '$needle', so this test cannot see plaintext on the wire"
 done <<<"$control_counts"
 
-e2e_step "the same traffic through the walguard daemons"
-e2e_daemon_start primary
-e2e_daemon_start standby
-capture_start walguard
-run_traffic walguard
-capture_stop walguard
-tunnel_packets=$(ip netns exec "$E2E_NS_STANDBY" tcpdump -r "$E2E_TMP/walguard.pcap" -n \
-	"tcp port $E2E_TUNNEL_PORT" 2>/dev/null | wc -l)
-echo "    walguard capture: $tunnel_packets packets to or from port $E2E_TUNNEL_PORT"
-[ "$tunnel_packets" -ge 20 ] \
-	|| e2e_fail "the walguard capture has only $tunnel_packets packets on port $E2E_TUNNEL_PORT, so it saw no real traffic"
-walguard_bytes=$(stat -c %s "$E2E_TMP/walguard.pcap")
-control_bytes=$(stat -c %s "$E2E_TMP/control.pcap")
-[ "$walguard_bytes" -ge $((control_bytes / 2)) ] \
-	|| e2e_fail "the walguard capture ($walguard_bytes bytes) is less than half the control capture ($control_bytes bytes), so it missed traffic"
-grep -q "event=connection_opened" "$(e2e_daemon_log primary)" \
-	|| e2e_fail "the primary's daemon logged no connection_opened line, so the traffic did not pass through walguard"
+# Run the traffic through the two daemons over TRANSPORT (tcp or udp),
+# capture it, and check that the capture shows no needle and no key. The
+# daemons are stopped at the end, so that the next run starts afresh.
+check_walguard_run() {
+	local transport=$1
+	local label=walguard-$transport other=tcp
+	[ "$transport" = tcp ] && other=udp
 
-e2e_step "the walguard capture shows none of the needles"
-walguard_counts=$(count_needles "$E2E_TMP/walguard.pcap")
-printf '%s\n' "$walguard_counts" | sed 's/^/    /'
-while IFS=$'\t' read -r needle count; do
-	[ "$count" -eq 0 ] \
-		|| e2e_fail "the walguard capture contains '$needle' $count times in plain text"
-done <<<"$walguard_counts"
-findings=$(python3 "$HOSTILE_TOOLS/find_secrets.py" \
-	--key "the primary's public key=$E2E_TMP/keys/primary.pub" \
-	--key "the standby's public key=$E2E_TMP/keys/standby.pub" \
-	--key "the primary's private key=$E2E_TMP/keys/primary.key" \
-	--key "the standby's private key=$E2E_TMP/keys/standby.key" \
-	--key "the PSK=$E2E_TMP/keys/link.psk" \
-	"$E2E_TMP/walguard.pcap" 2>&1) || {
-	printf '%s\n' "$findings" | sed 's/^/    /' >&2
-	e2e_fail "the walguard capture contains a key (findings above)"
+	e2e_step "the same traffic through the walguard daemons over $transport"
+	e2e_daemon_start primary
+	e2e_daemon_start standby
+	capture_start "$label"
+	run_traffic "$label"
+	capture_stop "$label"
+	tunnel_packets=$(ip netns exec "$E2E_NS_STANDBY" tcpdump -r "$E2E_TMP/$label.pcap" -n \
+		"$transport port $E2E_TUNNEL_PORT" 2>/dev/null | wc -l)
+	other_packets=$(ip netns exec "$E2E_NS_STANDBY" tcpdump -r "$E2E_TMP/$label.pcap" -n \
+		"$other port $E2E_TUNNEL_PORT" 2>/dev/null | wc -l)
+	echo "    $label capture: $tunnel_packets $transport packets to or from port $E2E_TUNNEL_PORT, $other_packets $other packets"
+	[ "$tunnel_packets" -ge 20 ] \
+		|| e2e_fail "the $label capture has only $tunnel_packets $transport packets on port $E2E_TUNNEL_PORT, so it saw no real traffic"
+	[ "$other_packets" -eq 0 ] \
+		|| e2e_fail "the $label capture has $other_packets $other packets on port $E2E_TUNNEL_PORT: the traffic did not go over $transport alone"
+	walguard_bytes=$(stat -c %s "$E2E_TMP/$label.pcap")
+	control_bytes=$(stat -c %s "$E2E_TMP/control.pcap")
+	[ "$walguard_bytes" -ge $((control_bytes / 2)) ] \
+		|| e2e_fail "the $label capture ($walguard_bytes bytes) is less than half the control capture ($control_bytes bytes), so it missed traffic"
+	grep -q "event=connection_opened" "$(e2e_daemon_log primary)" \
+		|| e2e_fail "the primary's daemon logged no connection_opened line, so the traffic did not pass through walguard"
+
+	e2e_step "the $label capture shows none of the needles"
+	walguard_counts=$(count_needles "$E2E_TMP/$label.pcap")
+	printf '%s\n' "$walguard_counts" | sed 's/^/    /'
+	while IFS=$'\t' read -r needle count; do
+		[ "$count" -eq 0 ] \
+			|| e2e_fail "the $label capture contains '$needle' $count times in plain text"
+	done <<<"$walguard_counts"
+	findings=$(python3 "$HOSTILE_TOOLS/find_secrets.py" \
+		--key "the primary's public key=$E2E_TMP/keys/primary.pub" \
+		--key "the standby's public key=$E2E_TMP/keys/standby.pub" \
+		--key "the primary's private key=$E2E_TMP/keys/primary.key" \
+		--key "the standby's private key=$E2E_TMP/keys/standby.key" \
+		--key "the PSK=$E2E_TMP/keys/link.psk" \
+		"$E2E_TMP/$label.pcap" 2>&1) || {
+		printf '%s\n' "$findings" | sed 's/^/    /' >&2
+		e2e_fail "the $label capture contains a key (findings above)"
+	}
+
+	e2e_step "check the daemons after the $transport run"
+	for node in standby primary; do
+		e2e_daemon_alive "$node" || e2e_fail "walguard on the $node has exited during the $transport run"
+		status=0
+		e2e_daemon_stop "$node" || status=$?
+		[ "$status" -eq 0 ] || e2e_fail "walguard on the $node exited with status $status on SIGTERM, expected 0"
+	done
 }
 
-e2e_step "check the daemons after the run"
-for node in standby primary; do
-	e2e_daemon_alive "$node" || e2e_fail "walguard on the $node has exited during the run"
-	status=0
-	e2e_daemon_stop "$node" || status=$?
-	[ "$status" -eq 0 ] || e2e_fail "walguard on the $node exited with status $status on SIGTERM, expected 0"
-done
+check_walguard_run tcp
+
+# The same configs, with the tunnel over UDP: the primary also listens on
+# UDP on the tunnel port, and the standby dials the primary over UDP.
+sed -i "s/^listen = .*/&\nlisten_udp = $E2E_PRIMARY_ADDR:$E2E_TUNNEL_PORT/" "$E2E_TMP/config/primary.conf"
+sed -i "s/^endpoint = .*/&\ntransport = udp/" "$E2E_TMP/config/standby.conf"
+e2e_check_configs
+check_walguard_run udp
+grep -q "event=handshake_complete .*transport=udp" "$(e2e_daemon_log primary)" \
+	|| e2e_fail "the primary's daemon logged no UDP handshake, so the udp run did not use the UDP transport"
 
 e2e_print_total_time
