@@ -7,7 +7,8 @@ send: from one fresh socket, send datagrams to --to, then wait
 bytes, or the contents of --file. --truncate cuts it to that many bytes,
 and --flip XORs the byte at that offset with 0x01. --header T puts the
 walguard header (type T, three zero bytes) in front of random bytes.
---count repeats the datagram, each random one drawn afresh.
+--count repeats the datagram, each random one drawn afresh. --bind
+sends from that local address instead of the one the route picks.
 
   local_port=P sent=N received=N received_bytes=N
 
@@ -51,7 +52,7 @@ def make_datagram(args):
 
 def send(args):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", 0))
+    sock.bind((args.bind, 0))
     target = address_of(args.to)
     sent = 0
     for _ in range(args.count):
@@ -143,6 +144,7 @@ def main():
     send_parser.add_argument("--flip", type=int)
     send_parser.add_argument("--count", type=int, default=1)
     send_parser.add_argument("--wait-seconds", type=float, default=2.0)
+    send_parser.add_argument("--bind", default="0.0.0.0")
 
     extract_parser = commands.add_parser("extract")
     extract_parser.add_argument("--pcap", required=True)
