@@ -25,6 +25,22 @@
 #define DIAL_LOG_INTERVAL_MS 10000
 #define DIAL_LOG_BURST 5
 
+uint64_t daemon_tick_period_ms(const struct config *config)
+{
+	uint64_t period = config->keepalive_interval_ms;
+
+	if (config->keepalive_timeout_ms < period)
+		period = config->keepalive_timeout_ms;
+	if (config->rekey_interval_ms < period)
+		period = config->rekey_interval_ms;
+	period /= 4;
+	if (period < 50)
+		period = 50;
+	if (period > 5000)
+		period = 5000;
+	return period;
+}
+
 uint64_t daemon_now_ms(const struct daemon *daemon)
 {
 	return uv_now(daemon->loop);

@@ -149,6 +149,13 @@ void daemon_forward_removed(struct daemon *daemon);
 
 struct peer *daemon_find_peer_by_key(struct daemon *daemon, const uint8_t public_key[KEY_LEN]);
 
+/*
+ * Period of the liveness and rekey checks on open tunnels: a quarter of
+ * the shortest of keepalive_interval, keepalive_timeout and
+ * rekey_interval, kept between 50 ms and 5 s.
+ */
+uint64_t daemon_tick_period_ms(const struct config *config);
+
 /* Milliseconds from the loop's clock, for rate limits. */
 uint64_t daemon_now_ms(const struct daemon *daemon);
 

@@ -515,22 +515,6 @@ static void channel_timeout(struct tcp_channel *channel, const char *reason)
 
 /* Liveness and rekeying once the channel is open. */
 
-static uint64_t tick_period_ms(const struct config *config)
-{
-	uint64_t period = config->keepalive_interval_ms;
-
-	if (config->keepalive_timeout_ms < period)
-		period = config->keepalive_timeout_ms;
-	if (config->rekey_interval_ms < period)
-		period = config->rekey_interval_ms;
-	period /= 4;
-	if (period < 50)
-		period = 50;
-	if (period > 5000)
-		period = 5000;
-	return period;
-}
-
 static void channel_rekey_send(struct tcp_channel *channel)
 {
 	if (channel_send_control(channel, FRAME_REKEY) != 0)
@@ -595,7 +579,7 @@ static void on_tick(uv_timer_t *timer)
 static void channel_start_ticks(struct tcp_channel *channel)
 {
 	uint64_t now = daemon_now_ms(channel->daemon);
-	uint64_t period = tick_period_ms(channel->daemon->config);
+	uint64_t period = daemon_tick_period_ms(channel->daemon->config);
 
 	channel->last_received_ms = now;
 	channel->last_rekey_ms = now;

@@ -818,22 +818,6 @@ static void on_tick(uv_timer_t *timer)
 	udp_transport_request_service(transport);
 }
 
-static uint64_t tick_period_ms(const struct config *config)
-{
-	uint64_t period = config->keepalive_interval_ms;
-
-	if (config->keepalive_timeout_ms < period)
-		period = config->keepalive_timeout_ms;
-	if (config->rekey_interval_ms < period)
-		period = config->rekey_interval_ms;
-	period /= 4;
-	if (period < 50)
-		period = 50;
-	if (period > 5000)
-		period = 5000;
-	return period;
-}
-
 /* Channels and listeners with usrsctp events are handled from an idle handle, outside usrsctp's calls. */
 static void on_service_idle(uv_idle_t *idle)
 {
@@ -1000,7 +984,7 @@ int udp_transport_start(struct daemon *daemon)
 
 	transport->sctp_timer_last_ms = now_ms(transport);
 	uv_timer_start(&transport->sctp_timer, on_sctp_timer, SCTP_TIMER_PERIOD_MS, SCTP_TIMER_PERIOD_MS);
-	uv_timer_start(&transport->tick_timer, on_tick, tick_period_ms(config), tick_period_ms(config));
+	uv_timer_start(&transport->tick_timer, on_tick, daemon_tick_period_ms(config), daemon_tick_period_ms(config));
 	return 0;
 }
 
