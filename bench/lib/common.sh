@@ -109,19 +109,6 @@ bench_check_alive() {
 
 # Wait up to SECONDS for a TCP listener on 127.0.0.1:PORT, and fail if
 # the process NAME that should open it exits first.
-bench_wait_udp() {
-	local name=$1 port=$2 seconds=${3:-10}
-	local deadline=$((SECONDS + seconds))
-	while [ "$SECONDS" -le "$deadline" ]; do
-		bench_check_alive "$name"
-		if ss -Huln "sport = :$port" | grep -q .; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	bench_die "$name: nothing listens on UDP 127.0.0.1:$port after $seconds s (log: $BENCH_LOG_DIR/$name.log)"
-}
-
 bench_wait_tcp() {
 	local name=$1 port=$2 seconds=${3:-10}
 	local deadline=$((SECONDS + seconds))

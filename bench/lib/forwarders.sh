@@ -243,19 +243,21 @@ forwarder_start_kcptun() {
 
 # walguard: daemon NAME-a is the responder (the primary's side, which
 # connects to the target), NAME-b the initiator (the standby's side, with
-# forward_listen). Sets PAIR_PORT to the forward_listen port. One pair
-# carries one target, because a peer has one forward_target.
+# forward_listen), over TRANSPORT (tcp, the default, or udp). Sets
+# PAIR_PORT to the forward_listen port. One pair carries one target,
+# because a peer has one forward_target.
 walguard_pair() {
-	local name=$1 target=$2
+	local name=$1 target=$2 transport=${3:-tcp}
 	local dir=$BENCH_TMP/walguard/$name
-	local tunnel_port listen_port
+	local tunnel_port listen_port listen_key=listen
 	bench_free_port tunnel_port
 	bench_free_port listen_port
+	[ "$transport" = udp ] && listen_key=listen_udp
 	mkdir -p "$dir"
 	cat >"$dir/a.conf" <<-EOF
 		[interface]
 		private_key_file = $BENCH_TMP/keys/wg-a.key
-		listen = 127.0.0.1:$tunnel_port
+		$listen_key = 127.0.0.1:$tunnel_port
 		[peer b]
 		public_key = $(cat "$BENCH_TMP/keys/wg-b.pub")
 		forward_target = 127.0.0.1:$target
@@ -266,52 +268,23 @@ walguard_pair() {
 		[peer a]
 		public_key = $(cat "$BENCH_TMP/keys/wg-a.pub")
 		endpoint = 127.0.0.1:$tunnel_port
+		transport = $transport
 		forward_listen = 127.0.0.1:$listen_port
 	EOF
 	bench_spawn "$name-a" "$WALGUARD" --config "$dir/a.conf"
 	bench_spawn "$name-b" "$WALGUARD" --config "$dir/b.conf"
-	bench_wait_tcp "$name-a" "$tunnel_port"
+	"bench_wait_$transport" "$name-a" "$tunnel_port"
 	bench_wait_tcp "$name-b" "$listen_port"
 	PAIR_PORT=$listen_port
 }
 
-# The same pair over the UDP transport: one UDP socket each, with an SCTP
-# association per forwarded connection inside a Noise session.
-walguard_udp_pair() {
-	local name=$1 target=$2
-	local dir=$BENCH_TMP/walguard/$name
-	local tunnel_port listen_port
-	bench_free_port tunnel_port
-	bench_free_port listen_port
-	mkdir -p "$dir"
-	cat >"$dir/a.conf" <<-EOF
-		[interface]
-		private_key_file = $BENCH_TMP/keys/wg-a.key
-		listen_udp = 127.0.0.1:$tunnel_port
-		[peer b]
-		public_key = $(cat "$BENCH_TMP/keys/wg-b.pub")
-		forward_target = 127.0.0.1:$target
-	EOF
-	cat >"$dir/b.conf" <<-EOF
-		[interface]
-		private_key_file = $BENCH_TMP/keys/wg-b.key
-		[peer a]
-		public_key = $(cat "$BENCH_TMP/keys/wg-a.pub")
-		endpoint = 127.0.0.1:$tunnel_port
-		transport = udp
-		forward_listen = 127.0.0.1:$listen_port
-	EOF
-	bench_spawn "$name-a" "$WALGUARD" --config "$dir/a.conf"
-	bench_spawn "$name-b" "$WALGUARD" --config "$dir/b.conf"
-	bench_wait_udp "$name-a" "$tunnel_port"
-	bench_wait_tcp "$name-b" "$listen_port"
-	PAIR_PORT=$listen_port
-}
-
+# walguard-udp: the same pair over the UDP transport, with one UDP socket
+# each and an SCTP association per forwarded connection inside a Noise
+# session.
 forwarder_start_walguard_udp() {
-	walguard_udp_pair walguard-udp-iperf "$1"
+	walguard_pair walguard-udp-iperf "$1" udp
 	FWD_IPERF_PORT=$PAIR_PORT
-	walguard_udp_pair walguard-udp-pg "$2"
+	walguard_pair walguard-udp-pg "$2" udp
 	FWD_PG_PORT=$PAIR_PORT
 }
 
