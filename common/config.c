@@ -1078,7 +1078,7 @@ static char *config_read_line(char *buffer, int size, void *stream)
 
 /* ---- Checks across keys and sections ---- */
 
-/* The metrics listener sends counters in clear text, so it stays on loopback unless told. */
+/* The metrics listener sends counters in clear text, so it stays on loopback unless allow_remote_metrics_listen is set. */
 static void config_check_metrics_listen(struct parse_state *state)
 {
 	const struct config *config = state->config;

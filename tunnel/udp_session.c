@@ -652,8 +652,8 @@ static void handle_data(struct udp_transport *transport, const struct datagram *
 	 * Unlike initiations, data datagrams are not charged to the source's
 	 * failed-handshake limit: that would let anyone who spoofs the peer's
 	 * address starve it. Reaching the decryption needs a live index, which
-	 * only an observer of the path sees, and such an attacker can drop the
-	 * traffic anyway.
+	 * only an observer of the path can read, and such an attacker can drop
+	 * the traffic anyway.
 	 */
 	if (keypair == NULL) {
 		reject_datagram(transport, source, "-", "datagram_rejected", "data for an unknown session index");
@@ -781,9 +781,12 @@ static void session_tick(struct udp_session *session)
 	const struct config *config = config_of(session);
 	struct udp_session_secrets *secrets = session->secrets;
 	uint64_t now = now_ms(session->transport);
-	uint64_t heard = session->last_received_ms > session->watched_since_ms ? session->last_received_ms
-									   : session->watched_since_ms;
+	uint64_t last_heard_ms = session->last_received_ms;
 	char reason[128];
+
+	/* Silence counts only from when the current channels appeared. */
+	if (last_heard_ms < session->watched_since_ms)
+		last_heard_ms = session->watched_since_ms;
 
 	if (secrets->previous.valid && keypair_expired(session, &secrets->previous))
 		keypair_clear(&secrets->previous);
@@ -792,9 +795,9 @@ static void session_tick(struct udp_session *session)
 	if (session->channel_count == 0)
 		return;
 
-	if (now - heard >= config->keepalive_timeout_ms) {
+	if (now - last_heard_ms >= config->keepalive_timeout_ms) {
 		snprintf(reason, sizeof(reason), "nothing received for %llu ms: the path or the peer is down",
-			 (unsigned long long)(now - heard));
+			 (unsigned long long)(now - last_heard_ms));
 		log_event(LOG_WARN, "tunnel_timeout", "peer=%s addr=%s transport=udp channels=%zu error=\"%s\"",
 			  session->peer->name, session->address, session->channel_count, reason);
 		udp_session_fail_channels(session, reason);

@@ -7,13 +7,12 @@
 # has HELP and TYPE lines. It checks the counters that replication must
 # have moved (handshakes, open connections, bytes both ways, last
 # handshake time), and that the byte counters grow when the primary
-# writes. Then it sends
-# bad requests (wrong method, wrong path, garbage, a head over 4096 bytes,
-# HTTP/2.0) and checks each status code; holds 8 silent connections so
-# that a 9th client is reset; and checks that the silent ones are closed
-# by the request timeout and that scrapes work again. Replication must
-# stream throughout, and the metrics port must not be reachable from the
-# other namespace.
+# writes. Then it sends bad requests (wrong method, wrong path, garbage,
+# a head over 4096 bytes, HTTP/2.0) and checks each status code. It keeps
+# 8 silent connections open so that a 9th client is reset, and checks
+# that the silent ones are closed by the request timeout and that scrapes
+# work again. Replication must stream throughout, and the metrics port
+# must not be reachable from the other namespace.
 #
 # Run as root: bash tests/e2e/metrics.sh
 # WALGUARD_BUILD names the build dir (default: build in the repo root).

@@ -10,9 +10,9 @@
 # while the echo still came the other way. Runs: small chunks, 4 MiB in 64 KiB
 # chunks (eight times what SCTP buffers per direction), and eight
 # connections at once. The primary allows eight connections from its peer
-# (max_connections_per_peer): while eight are open, the primary must abort
-# a ninth association as it accepts it, so that its client is reset with
-# no byte back, and the eight must still finish whole.
+# (max_connections_per_peer). While eight are open, the primary must
+# abort a ninth association as it accepts it, so that its client is reset
+# with no byte back. The eight must still finish whole.
 #
 # Run as root: bash tests/e2e/udp_half_close.sh
 # WALGUARD_BUILD names the build dir (default: build in the repo root).
